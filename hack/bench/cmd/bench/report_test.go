@@ -1,0 +1,63 @@
+package main
+
+import (
+	"math"
+	"os"
+	"testing"
+)
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median(nil) is not NaN")
+	}
+}
+
+func TestJudge(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	ge := target{Figure: "qps", Op: ">=", Ratio: 1.5}
+	le := target{Figure: "p99", Op: "<=", Ratio: 1}
+	tests := []struct {
+		name string
+		rw   row
+		t    target
+		want string
+	}{
+		{"no ratio", row{}, ge, "n/a"},
+		{"pass", row{Ratio: f(1.6), RatioMin: f(1.55), RatioMax: f(1.7)}, ge, "pass"},
+		{"fail", row{Ratio: f(1.2)}, ge, "fail"},
+		{"pass but a round failed", row{Ratio: f(1.6), RatioMin: f(1.4), RatioMax: f(1.7)}, ge, "pass (noisy)"},
+		{"lower is better pass", row{Ratio: f(0.8)}, le, "pass"},
+		{"lower is better fail noisy", row{Ratio: f(1.1), RatioMin: f(0.9), RatioMax: f(1.3)}, le, "fail (noisy)"},
+		{"equal meets", row{Ratio: f(1)}, le, "pass"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := judge(tt.rw, tt.t); got != tt.want {
+				t.Fatalf("judge = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	st, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RSS <= 0 || st.HWM < st.RSS || st.RssAnon <= 0 {
+		t.Fatalf("implausible /proc figures: %+v", st)
+	}
+}

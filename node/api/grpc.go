@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/ballastdb/ballast/node/concurrency"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/proto"
+)
+
+// grpcOverheadBytes is what etcd allows on top of max-request-bytes for a
+// gRPC message, so that a request just over the limit reaches the size
+// check and gets etcd's "request is too large" rather than a gRPC error.
+const grpcOverheadBytes = 512 * 1024
+
+// slowRequest is etcd's default --warning-unary-request-duration.
+const slowRequest = 300 * time.Millisecond
+
+// NewGRPCServer builds the client gRPC server with every etcd v3 service
+// and grpc.health.v1 registered. The health service reports SERVING from
+// the start: the caller serves the client URLs only once the member is
+// ready, as etcd does.
+func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger) *grpc.Server {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	l = l.withDefaults()
+	m := newGRPCMetrics(reg, lg)
+	ic := &interceptors{s: s, lg: lg}
+	g := grpc.NewServer(
+		// Serve does the TLS handshakes; these expose their state to the
+		// handlers, for client-certificate users.
+		grpc.Creds(TLSConnCredentials()),
+		grpc.ChainUnaryInterceptor(m.unary, ic.logUnary, ic.requireLeaderUnary),
+		grpc.ChainStreamInterceptor(m.stream, ic.requireLeaderStream),
+		grpc.MaxRecvMsgSize(l.MaxRequestBytes+grpcOverheadBytes),
+		grpc.MaxSendMsgSize(math.MaxInt32),
+		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepAliveMinTime}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: l.KeepAliveInterval, Timeout: l.KeepAliveTimeout}),
+	)
+	etcdserverpb.RegisterKVServer(g, &kvService{s: s, lim: l})
+	etcdserverpb.RegisterWatchServer(g, &watchService{s: s, lg: lg, fragmentBytes: l.MaxRequestBytes + grpcOverheadBytes})
+	etcdserverpb.RegisterLeaseServer(g, &leaseService{s: s, lg: lg})
+	etcdserverpb.RegisterClusterServer(g, &clusterService{s: s})
+	etcdserverpb.RegisterAuthServer(g, &authService{s: s})
+	etcdserverpb.RegisterMaintenanceServer(g, &maintenanceService{s: s, lg: lg})
+	concurrency.Register(g, lg.Named("concurrency")) // v3lockpb.Lock, v3electionpb.Election
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	m.init(g)
+	return g
+}
+
+type interceptors struct {
+	s  Server
+	lg *zap.Logger
+}
+
+// requireLeader refuses a call that asked for a leader (clientv3's
+// WithRequireLeader) when this member knows none.
+func (ic *interceptors) requireLeader(ctx context.Context) error {
+	if v := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey); len(v) > 0 &&
+		v[0] == rpctypes.MetadataHasLeader && ic.s.Leader() == 0 {
+		return rpctypes.ErrGRPCNoLeader
+	}
+	return nil
+}
+
+func (ic *interceptors) requireLeaderUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := ic.requireLeader(ctx); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (ic *interceptors) requireLeaderStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := ic.requireLeader(ss.Context()); err != nil {
+		return err
+	}
+	return handler(srv, ss)
+}
+
+// logUnary warns about requests slower than slowRequest (and logs every
+// request at debug level), with values redacted as etcd does.
+func (ic *interceptors) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	took := time.Since(start)
+	slow := took > slowRequest && !concurrency.Waits(info.FullMethod)
+	if !slow && !ic.lg.Core().Enabled(zap.DebugLevel) {
+		return resp, err
+	}
+	remote := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		remote = p.Addr.String()
+	}
+	fields := []zap.Field{
+		zap.String("method", info.FullMethod),
+		zap.Duration("took", took),
+		zap.String("remote", remote),
+		zap.String("request", loggable(req)),
+		zap.Error(err),
+	}
+	if m, ok := resp.(proto.Message); ok && err == nil {
+		fields = append(fields, zap.Int("response-bytes", proto.Size(m)))
+	}
+	if slow {
+		ic.lg.Warn("slow request: check disk and network latency, and the request's size", fields...)
+	} else {
+		ic.lg.Debug("request", fields...)
+	}
+	return resp, err
+}
+
+// loggable renders a request for the log without values.
+func loggable(req any) string {
+	switch r := req.(type) {
+	case *etcdserverpb.PutRequest:
+		return etcdserverpb.NewLoggablePutRequest(r).String()
+	case *etcdserverpb.TxnRequest:
+		return etcdserverpb.NewLoggableTxnRequest(r).String()
+	case *etcdserverpb.RangeRequest:
+		return r.String()
+	case *etcdserverpb.DeleteRangeRequest:
+		return r.String()
+	case proto.Message:
+		return string(r.ProtoReflect().Descriptor().FullName())
+	}
+	return "?"
+}

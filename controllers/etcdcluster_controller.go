@@ -16,6 +16,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -246,7 +247,7 @@ func (r *EtcdClusterReconciler) act(ctx context.Context, c *v1alpha1.EtcdCluster
 		if err := r.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("deleting pod %s: %w", pod.Name, err)
 		}
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, a.Reason, "ReplaceVolume", "%s", a.Message)
+		r.Recorder.Eventf(c, memberPod(c, a), corev1.EventTypeNormal, a.Reason, "ReplaceVolume", "%s", a.Message)
 		return 0, nil
 	}
 
@@ -282,6 +283,8 @@ func (r *EtcdClusterReconciler) act(ctx context.Context, c *v1alpha1.EtcdCluster
 		change = "remove"
 		err = mc.Remove(cctx, a.MemberID)
 		if member.IsMemberNotFound(err) {
+			// An earlier attempt went through but its answer was lost.
+			log.FromContext(ctx).Info("member already removed", "member", member.FormatID(a.MemberID), "ordinal", a.Ordinal)
 			return 0, nil
 		}
 	case plan.MoveLeader:
@@ -300,7 +303,7 @@ func (r *EtcdClusterReconciler) act(ctx context.Context, c *v1alpha1.EtcdCluster
 		// member joined or was promoted), or the change would break the
 		// active quorum. Expected right after a change; retried.
 		recordChange(c, change, "refused")
-		r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, "MembershipChangeDeferred", string(a.Kind),
+		r.Recorder.Eventf(c, memberPod(c, a), corev1.EventTypeNormal, "MembershipChangeDeferred", string(a.Kind),
 			"%s: the cluster refused it for now (%v); retrying", a.Message, err)
 		return requeueWaiting, nil
 	}
@@ -311,13 +314,29 @@ func (r *EtcdClusterReconciler) act(ctx context.Context, c *v1alpha1.EtcdCluster
 	}
 	if err != nil {
 		recordChange(c, change, "error")
-		r.Recorder.Eventf(c, nil, corev1.EventTypeWarning, "MembershipChangeFailed", string(a.Kind), "%s: %v", a.Message, err)
+		r.Recorder.Eventf(c, memberPod(c, a), corev1.EventTypeWarning, "MembershipChangeFailed", string(a.Kind), "%s: %v", a.Message, err)
 		// Retried after the next observation; not a reconciler error.
 		return requeueWaiting, nil
 	}
 	recordChange(c, change, "success")
-	r.Recorder.Eventf(c, nil, corev1.EventTypeNormal, eventReason(a), string(a.Kind), "%s", a.Message)
+	r.Recorder.Eventf(c, memberPod(c, a), corev1.EventTypeNormal, eventReason(a), string(a.Kind), "%s", a.Message)
 	return 0, nil
+}
+
+// memberPod is the pod of the action's ordinal, as the event's related
+// object (nil when the action concerns no ordinal). Besides pointing
+// readers at the pod, it keeps the events of different members apart: the
+// event recorder folds events with the same regarding object, reason,
+// action and related object into one series, so two members removed in a
+// row would otherwise show up as one event.
+func memberPod(c *v1alpha1.EtcdCluster, a plan.Action) runtime.Object {
+	if a.Ordinal < 0 {
+		return nil
+	}
+	return &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: desired.PodName(c, a.Ordinal)},
+	}
 }
 
 // changeTookEffect looks at the member list after a change whose answer

@@ -222,12 +222,19 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, ns: ns, urls: kubesim.NewLoopback()}
+	// Member data and logs; kept under $OPERATOR_TEST_ARTIFACTS/<namespace>
+	// when that is set, to read after a failure.
+	dir := t.TempDir()
+	if a := os.Getenv("OPERATOR_TEST_ARTIFACTS"); a != "" {
+		dir = filepath.Join(a, ns)
+		t.Logf("member data and logs: %s", dir)
+	}
 	var err error
 	e.sim, err = kubesim.Start(restConfig, kubesim.Options{
 		Namespace: ns,
 		Ballast:   ballastBin,
 		URLs:      e.urls,
-		Dir:       t.TempDir(),
+		Dir:       dir,
 		// The tests are about membership, not durability: skipping
 		// fsync keeps the shared disk out of the timings.
 		ExtraEnv: []string{"ETCD_UNSAFE_NO_FSYNC=true", "ETCD_LOG_LEVEL=info"},
@@ -249,7 +256,14 @@ func newTestEnv(t *testing.T) *testEnv {
 		}
 		sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].EventTime.Before(&list.Items[j].EventTime) })
 		for _, ev := range list.Items {
-			t.Logf("event %s %s %s/%s: %s", ev.EventTime.Format("15:04:05.000"), ev.Type, ev.Regarding.Name, ev.Reason, ev.Note)
+			related, series := "", ""
+			if ev.Related != nil {
+				related = " (" + ev.Related.Name + ")"
+			}
+			if ev.Series != nil {
+				series = fmt.Sprintf(" [%d times, last %s]", ev.Series.Count, ev.Series.LastObservedTime.Format("15:04:05.000"))
+			}
+			t.Logf("event %s %s %s/%s%s: %s%s", ev.EventTime.Format("15:04:05.000"), ev.Type, ev.Regarding.Name, ev.Reason, related, ev.Note, series)
 		}
 	})
 	return e
@@ -414,6 +428,21 @@ func (e *testEnv) events(t *testing.T, name, reason string) []eventsv1.Event {
 			out = append(out, ev)
 		}
 	}
+	return out
+}
+
+// relatedNames are the sorted names of the events' related objects (the
+// member pods of membership events).
+func relatedNames(evs []eventsv1.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Related != nil {
+			out = append(out, ev.Related.Name)
+		} else {
+			out = append(out, "(none)")
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

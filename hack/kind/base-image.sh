@@ -45,10 +45,7 @@ if [[ ! -f "${archive}" ]]; then
       echo "hack/kind/base-image.sh: debootstrap needs root" >&2
       exit 1
     fi
-    command -v debootstrap >/dev/null || {
-      echo "hack/kind/base-image.sh: debootstrap is not installed (apt-get install debootstrap)" >&2
-      exit 1
-    }
+    ensure_debs debootstrap:debootstrap
     log "debootstrap ${DEBIAN_SUITE} with ${#packages[@]} packages (about 2 minutes) ..."
     start=${SECONDS}
     debootstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \

@@ -176,7 +176,12 @@ emit "${LOCAL_PATH_PROVISIONER_IMAGE}:${lpp_pin}" "$(hash_inputs "${script_key}"
   -env PATH=/usr/local/bin:/usr/bin:/bin -entrypoint '["/usr/local/bin/local-path-provisioner"]'
 
 # A shell and coreutils for helper pods: Debian's statically linked busybox.
-busybox_version="$(apt-cache show --no-all-versions busybox-static 2>/dev/null | awk '/^Version:/ { print $2; exit }')"
+busybox_candidate() { apt-cache show --no-all-versions busybox-static 2>/dev/null | awk '/^Version:/ { print $2; exit }'; }
+busybox_version="$(busybox_candidate)"
+if [[ -z "${busybox_version}" && $(id -u) == 0 ]]; then
+  apt-get update -qq >/dev/null # package lists missing or stale
+  busybox_version="$(busybox_candidate)"
+fi
 busybox_tag="$(sed -E 's/^[0-9]+://; s/[^A-Za-z0-9_.-]/_/g' <<<"${busybox_version}")"
 busybox_deb="${BALLAST_KIND_CACHE}/busybox-static_${busybox_tag}.deb"
 if [[ ! -f "${busybox_deb}" ]]; then

@@ -28,6 +28,24 @@ LOCAL_PATH_HELPER_IMAGE="ballast.local/local-path-helper"           # :<busybox 
 
 log() { echo "$(date +%H:%M:%S) $*" >&2; }
 
+# ensure_debs installs the Debian packages whose command (the part before
+# ':' in each argument, package:command) is missing, with apt-get: the
+# recipe installs what it needs itself. Needs root.
+ensure_debs() {
+  local want=() item
+  for item in "$@"; do
+    command -v "${item#*:}" >/dev/null || want+=("${item%%:*}")
+  done
+  ((${#want[@]})) || return 0
+  if [[ $(id -u) != 0 ]]; then
+    echo "hack/kind: ${want[*]} not installed, and installing needs root (apt-get install ${want[*]})" >&2
+    return 1
+  fi
+  log "installing Debian packages: ${want[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+}
+
 # hash_inputs prints a short digest of the named files and strings: the cache
 # key of whatever is built from them.
 hash_inputs() {

@@ -23,8 +23,7 @@ func (s *Store) RoleAdd(tx *backend.BatchTx, name string) error {
 		return rpctypes.ErrGRPCRoleAlreadyExist
 	}
 	s.putRoleLocked(tx, &authpb.Role{Name: []byte(name)})
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("created a role", zap.String("role-name", name))
 	return nil
 }
@@ -63,8 +62,7 @@ func (s *Store) RoleDelete(tx *backend.BatchTx, name string) error {
 		}
 		s.putUserLocked(tx, u)
 	}
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("deleted a role", zap.String("role-name", name))
 	return nil
 }
@@ -100,8 +98,7 @@ func (s *Store) RoleGrantPermission(tx *backend.BatchTx, name string, perm *auth
 		slices.SortStableFunc(perms, func(a, b *authpb.Permission) int { return bytes.Compare(a.GetKey(), b.GetKey()) })
 	}
 	s.putRoleLocked(tx, &authpb.Role{Name: old.GetName(), KeyPermission: perms})
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("granted a permission to a role", zap.String("role-name", name),
 		zap.String("permission", perm.GetPermType().String()),
 		zap.ByteString("key", perm.GetKey()), zap.ByteString("range-end", perm.GetRangeEnd()))
@@ -138,8 +135,7 @@ func (s *Store) RoleRevokePermission(tx *backend.BatchTx, name string, key, end 
 		return rpctypes.ErrGRPCPermissionNotGranted
 	}
 	s.putRoleLocked(tx, r)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("revoked a permission from a role", zap.String("role-name", name),
 		zap.ByteString("key", key), zap.ByteString("range-end", end))
 	return nil

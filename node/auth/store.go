@@ -173,6 +173,14 @@ func (s *Store) refreshPermsLocked() {
 	}
 }
 
+// changedLocked ends every change to users or roles: the auth revision
+// moves (so tokens and in-flight requests of the old state are checked
+// again) and the merged permissions are rebuilt.
+func (s *Store) changedLocked(tx *backend.BatchTx) {
+	s.bump(tx)
+	s.refreshPermsLocked()
+}
+
 // bump moves the auth revision after a change and records it with the
 // change.
 func (s *Store) bump(tx *backend.BatchTx) {

@@ -43,8 +43,7 @@ func (s *Store) UserAdd(tx *backend.BatchTx, r *pb.AuthUserAddRequest) error {
 		u.Password = pw
 	}
 	s.putUserLocked(tx, u)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("added a user", zap.String("user-name", r.GetName()))
 	return nil
 }
@@ -63,8 +62,7 @@ func (s *Store) UserDelete(tx *backend.BatchTx, name string) error {
 	}
 	tx.Delete(backend.AuthUsers, []byte(name))
 	delete(s.users, name)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.tokens.invalidateUser(name)
 	s.lg.Info("deleted a user", zap.String("user-name", name), zap.Strings("user-roles", u.GetRoles()))
 	return nil
@@ -88,8 +86,7 @@ func (s *Store) UserChangePassword(tx *backend.BatchTx, r *pb.AuthUserChangePass
 		u.Password = pw
 	}
 	s.putUserLocked(tx, u)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.tokens.invalidateUser(r.GetName())
 	s.lg.Info("changed the password of a user", zap.String("user-name", r.GetName()))
 	return nil
@@ -115,8 +112,7 @@ func (s *Store) UserGrantRole(tx *backend.BatchTx, user, role string) error {
 	u.Roles = append(u.Roles, role)
 	sort.Strings(u.Roles)
 	s.putUserLocked(tx, u)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("granted a role to a user", zap.String("user-name", user), zap.String("role-name", role), zap.Strings("user-roles", u.GetRoles()))
 	return nil
 }
@@ -144,8 +140,7 @@ func (s *Store) UserRevokeRole(tx *backend.BatchTx, user, role string) error {
 		}
 	}
 	s.putUserLocked(tx, u)
-	s.bump(tx)
-	s.refreshPermsLocked()
+	s.changedLocked(tx)
 	s.lg.Info("revoked a role from a user", zap.String("user-name", user), zap.String("role-name", role), zap.Strings("user-roles", u.GetRoles()))
 	return nil
 }

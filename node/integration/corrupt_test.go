@@ -172,7 +172,7 @@ func awaitCorruptAlarm(t *testing.T, ctx context.Context, m *member) string {
 	for {
 		out, _, err := m.etcdctl("alarm", "list")
 		if err == nil && strings.Contains(out, "alarm:CORRUPT") {
-			return out
+			return singleSpaced(out)
 		}
 		select {
 		case <-ctx.Done():
@@ -183,3 +183,18 @@ func awaitCorruptAlarm(t *testing.T, ctx context.Context, m *member) string {
 }
 
 func uintString(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// singleSpaced collapses runs of blanks in each line: etcdctl prints
+// alarms in protobuf's text format, which varies its spacing on purpose
+// from build to build.
+func singleSpaced(out string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(out, "\n") {
+		nl := strings.HasSuffix(line, "\n")
+		b.WriteString(strings.Join(strings.Fields(line), " "))
+		if nl {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}

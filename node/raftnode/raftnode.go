@@ -75,6 +75,23 @@ type Committed struct {
 	// PersistErr, read after Persisted is closed, tells that persisting
 	// failed: the loop stops, and nothing from this batch may be applied.
 	PersistErr error
+	// ConfChanges is set when Entries hold a membership change. The loop
+	// then waits for Applied before it advances raft: raft counts entries
+	// as applied at Advance, but its configuration changes only when the
+	// applier calls ApplyConfChange, and an election or a commit decided in
+	// between would use the old configuration (etcd waits the same way).
+	ConfChanges bool
+	applied     chan struct{} // set before the batch is handed out, closed once by Applied
+	appliedOnce sync.Once
+}
+
+// Applied tells the loop that this batch has been applied. The applier
+// calls it once per batch with ConfChanges set (calling it for others is
+// harmless).
+func (c *Committed) Applied() {
+	if c.applied != nil {
+		c.appliedOnce.Do(func() { close(c.applied) })
+	}
 }
 
 // Config configures a Node.
@@ -88,6 +105,12 @@ type Config struct {
 	Logger       *zap.Logger
 	// OnLeaderChange is called from the loop whenever the known leader changes.
 	OnLeaderChange func(lead uint64)
+	// ElectSoleVoter makes a member that finds itself the only voter of
+	// its configuration, once it has applied the log it started with,
+	// elect itself at once rather than after an election timeout: no other
+	// member can lead or be disrupted, so a one-member cluster is ready in
+	// milliseconds instead of one to two seconds.
+	ElectSoleVoter bool
 }
 
 // ErrStopped is returned by calls made after Stop.
@@ -113,6 +136,9 @@ type Node struct {
 	term   atomic.Uint64
 	index  atomic.Uint64 // last committed index known to this member
 
+	// electPending: ElectSoleVoter has not been decided yet (loop only).
+	electPending bool
+
 	stopOnce sync.Once
 	stopc    chan struct{}
 	donec    chan struct{}
@@ -135,6 +161,8 @@ func Start(cfg Config) *Node {
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 		leadc:  make(chan struct{}),
+
+		electPending: cfg.ElectSoleVoter,
 	}
 	rn, err := raft.NewRawNode(cfg.Raft)
 	if err != nil {
@@ -288,6 +316,9 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
+		if n.electPending {
+			n.electSoleVoter()
+		}
 		n.mu.Lock()
 		ready := n.rn.HasReady()
 		var rd raft.Ready
@@ -320,6 +351,31 @@ func (n *Node) run() {
 			return
 		default:
 		}
+	}
+}
+
+// electSoleVoter campaigns if this member is the only voter. Raft refuses
+// to campaign while committed conf changes are unapplied (a restarted
+// member's configuration is only current once it has replayed them), so
+// the decision waits for that; it is taken once.
+func (n *Node) electSoleVoter() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := n.rn.Status()
+	if st.Applied < st.HardState.GetCommit() {
+		return
+	}
+	n.electPending = false
+	voters := st.Config.Voters.IDs()
+	if _, self := voters[st.ID]; st.Lead != 0 || len(voters) != 1 || !self {
+		return
+	}
+	if err := n.rn.Campaign(); err != nil {
+		n.lg.Warn("could not start an election at once; the election timeout will", zap.Error(err))
+	}
+	select {
+	case n.wakec <- struct{}{}:
+	default:
 	}
 }
 
@@ -359,6 +415,13 @@ func (n *Node) handle(rd *raft.Ready) bool {
 			c.Snapshot = rd.Snapshot
 			c.WaitPersisted = true
 		}
+		for _, e := range rd.CommittedEntries {
+			if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+				c.ConfChanges = true
+				c.applied = make(chan struct{})
+				break
+			}
+		}
 		if k := len(rd.CommittedEntries); k > 0 && len(rd.Entries) > 0 &&
 			rd.CommittedEntries[k-1].GetIndex() >= rd.Entries[0].GetIndex() {
 			c.WaitPersisted = true
@@ -383,6 +446,13 @@ func (n *Node) handle(rd *raft.Ready) bool {
 		return false
 	}
 	n.send(late)
+	if c != nil && c.ConfChanges {
+		select {
+		case <-c.applied:
+		case <-n.stopc:
+			return false
+		}
+	}
 	return true
 }
 

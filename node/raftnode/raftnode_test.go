@@ -122,6 +122,7 @@ func applyLoop(n *Node, p *memPersister, out chan<- string, t *testing.T) {
 				}
 			}
 		}
+		c.Applied()
 	}
 }
 
@@ -343,6 +344,10 @@ func TestCommittedBeforePersisted(t *testing.T) {
 		t.Fatal("bootstrap batch: WaitPersisted not set")
 	} else {
 		<-c.Persisted
+		if !c.ConfChanges {
+			t.Fatal("bootstrap batch: ConfChanges not set")
+		}
+		c.Applied() // the loop advances raft only then
 	}
 
 	err := n.Step(context.Background(), &raftpb.Message{
@@ -383,6 +388,78 @@ func TestCommittedBeforePersisted(t *testing.T) {
 		case <-timeout:
 			t.Fatal("no MsgAppResp after the write")
 		case <-tr.notify:
+		}
+	}
+}
+
+// TestSoleVoterElectsItselfAtOnce: with ElectSoleVoter, a one-member
+// cluster leads as soon as it has applied its bootstrap entries, without
+// waiting for an election timeout (the clock here would take an hour).
+func TestSoleVoterElectsItselfAtOnce(t *testing.T) {
+	for _, elect := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ElectSoleVoter=%v", elect), func(t *testing.T) {
+			st := raft.NewMemoryStorage()
+			p := &memPersister{}
+			n := Start(Config{
+				Raft:           &raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: st, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256},
+				Storage:        st,
+				Peers:          []raft.Peer{{ID: 1}},
+				TickInterval:   time.Hour,
+				Persister:      p,
+				ElectSoleVoter: elect,
+			})
+			t.Cleanup(n.Stop)
+			go applyLoop(n, p, nil, t)
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			err := n.WaitLeader(ctx)
+			switch {
+			case elect && err != nil:
+				t.Fatalf("no leader without ticks: %v", err)
+			case !elect && err == nil:
+				t.Fatal("a leader without ticks although ElectSoleVoter is off")
+			}
+		})
+	}
+}
+
+// TestAdvanceWaitsForConfChangeApplied: raft is not advanced past a batch
+// holding conf changes until the applier says it applied them, so raft's
+// configuration is never behind the entries it counts as applied.
+func TestAdvanceWaitsForConfChangeApplied(t *testing.T) {
+	st := raft.NewMemoryStorage()
+	n := Start(Config{
+		Raft:         &raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: st, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256},
+		Storage:      st,
+		Peers:        []raft.Peer{{ID: 1}},
+		TickInterval: time.Hour,
+		Persister:    &memPersister{},
+	})
+	t.Cleanup(n.Stop)
+	var c *Committed
+	select {
+	case c = <-n.Committed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no committed batch")
+	}
+	if !c.ConfChanges {
+		t.Fatal("bootstrap batch: ConfChanges not set")
+	}
+	<-c.Persisted
+	// Nothing signals "the loop is waiting"; watch it for a while.
+	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+		if a := n.Status().Applied; a != 0 {
+			t.Fatalf("raft counts index %d as applied before the applier applied it", a)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.ApplyConfChange(&raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(1)})
+	c.Applied()
+	for n.Status().Applied != 1 {
+		select {
+		case <-time.After(10 * time.Second):
+			t.Fatal("raft not advanced after Applied")
+		case <-time.After(5 * time.Millisecond): // polling: Advance has no event
 		}
 	}
 }

@@ -35,6 +35,7 @@ func (s *Server) applyLoop() {
 		if len(c.Entries) > 0 {
 			s.applyEntries(c.Entries)
 		}
+		c.Applied()
 		s.maybeSnapshot()
 	}
 }

@@ -157,6 +157,7 @@ func (s *Server) Start() {
 		Transport:      s.transport,
 		Logger:         s.lg,
 		OnLeaderChange: s.onLeaderChange,
+		ElectSoleVoter: true,
 	})
 	s.goAttached(s.applyLoop)
 	s.goAttached(s.linearizableReadLoop)

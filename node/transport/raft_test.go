@@ -62,6 +62,7 @@ func applyAll(n *raftnode.Node, out chan<- string) {
 				}
 			}
 		}
+		c.Applied()
 	}
 }
 

@@ -2,8 +2,10 @@ package kubesim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ballastdb/ballast/api/v1alpha1"
 	"github.com/ballastdb/ballast/controllers/desired"
@@ -60,20 +62,33 @@ func (l *Loopback) ClientEndpoints(c *v1alpha1.EtcdCluster) []string {
 	return out
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// freePorts returns n distinct loopback ports, each handed out once per
+// process and free when it was handed out. They come from below the
+// kernel's ephemeral range (32768 and up): a port taken with "listen on :0"
+// and closed again can become the source port of some client connection
+// before the member meant to have it binds it. The start is random per
+// process, so test binaries running at once rarely meet.
 func freePorts(n int) []int {
-	var ls []net.Listener
 	var ports []int
 	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(fmt.Sprintf("kubesim: no free port: %v", err))
+		p := int(nextPort.Add(1))
+		if p >= portRangeEnd {
+			panic(fmt.Sprintf("kubesim: ran out of test ports below %d", portRangeEnd))
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // held by another process
+		}
 		l.Close()
+		ports = append(ports, p)
 	}
 	return ports
 }
+
+const portRangeStart, portRangeEnd = 12000, 32000
+
+var nextPort = func() *atomic.Int64 {
+	var p atomic.Int64
+	p.Store(int64(portRangeStart + rand.IntN(portRangeEnd-portRangeStart-4000)))
+	return &p
+}()

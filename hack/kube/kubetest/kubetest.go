@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,22 +319,34 @@ func envOr(k, def string) string {
 	return def
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// freePorts returns n distinct loopback ports, each handed out once per
+// process and free when it was handed out, from below the kernel's
+// ephemeral range: a port taken with "listen on :0" and closed again can
+// become the source port of a client connection before the server meant to
+// have it binds it.
 func freePorts(n int) ([]int, error) {
 	var ports []int
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
+	for len(ports) < n {
+		p := int(nextPort.Add(1))
+		if p >= portRangeEnd {
+			return nil, fmt.Errorf("ran out of test ports below %d", portRangeEnd)
 		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			return nil, err
+			continue // held by another process
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
+
+const portRangeStart, portRangeEnd = 12000, 32000
+
+// nextPort starts at a random offset per process, so test binaries running
+// at once rarely meet.
+var nextPort = func() *atomic.Int64 {
+	var p atomic.Int64
+	p.Store(int64(portRangeStart + rand.IntN(portRangeEnd-portRangeStart-4000)))
+	return &p
+}()

@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 
@@ -74,6 +77,62 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// The garbage collector's target for a member, unless GOGC says otherwise.
+// While the live heap (mostly the key index) is small next to what a busy
+// server allocates per request, collecting at three times the live heap
+// instead of twice halves the collector's CPU (a fifth of a
+// linearizable-read load) for a few tens of MiB. A large keyspace goes back
+// to Go's default, where the extra headroom would cost hundreds of MiB.
+const (
+	smallHeapGCPercent = 200
+	largeHeapGCPercent = 100
+	largeHeapBytes     = 64 << 20
+)
+
+func setGCPercent(environ []string) {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "GOGC=") {
+			return // the runtime already follows it
+		}
+	}
+	gcTuner{}.start()
+}
+
+// gcTuner picks the GC percent from the live heap after every collection:
+// a sentinel object's finalizer runs once per cycle and re-arms itself.
+type gcTuner struct{}
+
+type gcSentinel struct{ _ [16]byte }
+
+func (g gcTuner) start() {
+	debug.SetGCPercent(smallHeapGCPercent)
+	g.arm(smallHeapGCPercent)
+}
+
+func (g gcTuner) arm(current int) {
+	s := &gcSentinel{}
+	runtime.SetFinalizer(s, func(*gcSentinel) {
+		want := smallHeapGCPercent
+		if liveHeapBytes() > largeHeapBytes {
+			want = largeHeapGCPercent
+		}
+		if want != current {
+			debug.SetGCPercent(want)
+		}
+		g.arm(want)
+	})
+}
+
+// liveHeapBytes is the heap the last collection found live.
+func liveHeapBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return sample[0].Value.Uint64()
+}
+
 func runNode(args, environ []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Parse(args, environ)
 	switch {
@@ -101,6 +160,7 @@ func runNode(args, environ []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		lg.Warn(w)
 	}
+	setGCPercent(environ)
 	lg.Info("starting ballast node",
 		zap.String("etcd-version", version.APIVersion),
 		zap.String("ballast-version", version.Version),

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ballastdb/ballast/node/config"
 )
@@ -92,4 +95,34 @@ func TestCommandArgs(t *testing.T) {
 			t.Errorf("commandArgs(%q) = %q, want %q", tc.argv, got, tc.want)
 		}
 	}
+}
+
+// TestGCTunerFollowsLiveHeap: the GC percent is 200 while the live heap is
+// small and 100 once it is large, and back.
+func TestGCTunerFollowsLiveHeap(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	gcTuner{}.start()
+	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	// The tuner runs in a finalizer after each collection: collect until
+	// it has seen the heap (bounded).
+	await := func(want int) {
+		t.Helper()
+		for i := 0; i < 50 && percent() != want; i++ {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond) // the finalizer goroutine runs after the cycle
+		}
+		if got := percent(); got != want {
+			t.Fatalf("GC percent %d, want %d (live heap %d MiB)", got, want, liveHeapBytes()>>20)
+		}
+	}
+	await(smallHeapGCPercent)
+	func() {
+		big := make([]byte, largeHeapBytes+(16<<20))
+		for i := range big {
+			big[i] = 1
+		}
+		await(largeHeapGCPercent)
+		runtime.KeepAlive(big)
+	}()
+	await(smallHeapGCPercent)
 }

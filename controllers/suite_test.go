@@ -114,6 +114,19 @@ func runSuite(m *testing.M) (int, error) {
 		ControlPlaneStopTimeout:  time.Minute,
 		AttachControlPlaneOutput: os.Getenv("OPERATOR_TEST_CONTROL_PLANE_LOG") != "",
 	}
+	if a := os.Getenv("OPERATOR_TEST_ARTIFACTS"); a != "" {
+		// kube-apiserver's storage member logs there, to read after a
+		// failure.
+		if err := os.MkdirAll(a, 0o755); err != nil {
+			return 0, err
+		}
+		f, err := os.Create(filepath.Join(a, "envtest-etcd.log"))
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		env.ControlPlane.Etcd = &envtest.Etcd{Out: f, Err: f}
+	}
 	start := time.Now()
 	restConfig, err = env.Start()
 	if err != nil {
@@ -238,7 +251,9 @@ func newTestEnv(t *testing.T) *testEnv {
 		// The tests are about membership, not durability: skipping
 		// fsync keeps the shared disk out of the timings.
 		ExtraEnv: []string{"ETCD_UNSAFE_NO_FSYNC=true", "ETCD_LOG_LEVEL=info"},
-		Logf:     t.Logf,
+		Logf: func(format string, args ...any) {
+			t.Logf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

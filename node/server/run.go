@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ballastdb/ballast/node/api"
 	"github.com/ballastdb/ballast/node/config"
+	"github.com/ballastdb/ballast/node/raftnode"
 )
 
 // OptionsFromConfig turns the command-line configuration into Options.
@@ -98,6 +100,10 @@ func Run(ctx context.Context, cfg *config.Config, lg *zap.Logger) error {
 	stop, err := s.Serve(ctx)
 	if err != nil {
 		s.Stop()
+		if ctx.Err() != nil && !s.removed.Load() {
+			lg.Info("received a stop signal before the member was ready; shut down")
+			return nil
+		}
 		return s.removedOr(err)
 	}
 	select {
@@ -157,9 +163,7 @@ func (s *Server) Serve(ctx context.Context) (stop func(), err error) {
 			return nil, fmt.Errorf("cannot listen for metrics: %w", err)
 		}
 	}
-	readyCtx, cancel := context.WithTimeout(ctx, time.Minute+10*o.ElectionTimeout)
-	defer cancel()
-	if err := s.WaitReady(readyCtx); err != nil {
+	if err := s.waitReadyLogging(ctx); err != nil {
 		stopMetrics()
 		stopClient()
 		stopPeers()
@@ -168,6 +172,59 @@ func (s *Server) Serve(ctx context.Context) (stop func(), err error) {
 	s.publishAttributes(ctx)
 	s.lg.Info("ready to serve client requests", zap.Strings("client-urls", urlStringsP(o.ListenClientURLs)))
 	return func() { stopMetrics(); stopClient(); stopPeers() }, nil
+}
+
+// readyReportInterval is how often a member still waiting to become ready
+// says so.
+const readyReportInterval = 10 * time.Second
+
+// waitReadyLogging waits, as long as it takes (as etcd does: a member whose
+// peers are down waits for them rather than giving up), until the member is
+// ready, and reports every readyReportInterval what it is waiting for.
+func (s *Server) waitReadyLogging(ctx context.Context) error {
+	start := time.Now()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, readyReportInterval)
+		err := s.WaitReady(wctx)
+		if err != nil && ctx.Err() == nil && !s.isStopping() && !errors.Is(err, raftnode.ErrStopped) {
+			<-wctx.Done() // a fast failure ("no leader" after a lost election) is retried, not spun on
+		}
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case s.isStopping() || errors.Is(err, raftnode.ErrStopped):
+			return err
+		}
+		voters, reachable := 0, 0
+		for _, m := range s.cluster.Members() {
+			if m.IsLearner {
+				continue
+			}
+			voters++
+			if m.ID == s.id || !s.transport.ActiveSince(m.ID).IsZero() {
+				reachable++
+			}
+		}
+		what := "an election"
+		if s.rn.Leader() != 0 {
+			what = "applying the committed log"
+		}
+		s.lg.Warn("not ready to serve clients yet: waiting for "+what+"; a leader needs a majority of the voting members, check that they run and that their peer URLs are reachable",
+			zap.Duration("waiting", time.Since(start).Round(time.Second)),
+			zap.Int("voting-members", voters), zap.Int("reachable-including-self", reachable), zap.Error(err))
+	}
+}
+
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // publishAttributes records this member's name and client URLs in the

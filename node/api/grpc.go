@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -31,10 +32,17 @@ const slowRequest = 300 * time.Millisecond
 // a few hundred requests in flight.
 const streamWorkers = 256
 
+// ReadyNotifier is implemented by a Server that is not ready to answer
+// when its client port opens: ReadyNotify is closed once it is. Until then
+// every call waits (until its own deadline), as etcd holds clients until
+// its member is ready, rather than failing with "no leader".
+type ReadyNotifier interface {
+	ReadyNotify() <-chan struct{}
+}
+
 // NewGRPCServer builds the client gRPC server with every etcd v3 service
-// and grpc.health.v1 registered. The health service reports SERVING from
-// the start: the caller serves the client URLs only once the member is
-// ready, as etcd does.
+// and grpc.health.v1 registered. Calls wait until a Server that is a
+// ReadyNotifier is ready; the health service then reports SERVING.
 func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger) *grpc.Server {
 	if lg == nil {
 		lg = zap.NewNop()
@@ -42,6 +50,9 @@ func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger
 	l = l.withDefaults()
 	m := newGRPCMetrics(reg, lg)
 	ic := &interceptors{s: s, lg: lg}
+	if rn, ok := s.(ReadyNotifier); ok {
+		ic.ready = rn.ReadyNotify()
+	}
 	g := grpc.NewServer(
 		// Serve does the TLS handshakes; these expose their state to the
 		// handlers, for client-certificate users.
@@ -74,8 +85,28 @@ func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger
 }
 
 type interceptors struct {
-	s  Server
-	lg *zap.Logger
+	s     Server
+	lg    *zap.Logger
+	ready <-chan struct{} // nil: always ready
+}
+
+// awaitReady holds a call until the member is ready or the call's context
+// ends.
+func (ic *interceptors) awaitReady(ctx context.Context) error {
+	if ic.ready == nil {
+		return nil
+	}
+	select {
+	case <-ic.ready:
+		return nil
+	default:
+	}
+	select {
+	case <-ic.ready:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
 // requireLeader refuses a call that asked for a leader (clientv3's
@@ -89,6 +120,9 @@ func (ic *interceptors) requireLeader(ctx context.Context) error {
 }
 
 func (ic *interceptors) requireLeaderUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := ic.awaitReady(ctx); err != nil {
+		return nil, err
+	}
 	if err := ic.requireLeader(ctx); err != nil {
 		return nil, err
 	}
@@ -96,6 +130,9 @@ func (ic *interceptors) requireLeaderUnary(ctx context.Context, req any, _ *grpc
 }
 
 func (ic *interceptors) requireLeaderStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := ic.awaitReady(ss.Context()); err != nil {
+		return err
+	}
 	if err := ic.requireLeader(ss.Context()); err != nil {
 		return err
 	}

@@ -169,6 +169,7 @@ func (s *Server) Serve(ctx context.Context) (stop func(), err error) {
 		stopPeers()
 		return nil, fmt.Errorf("the member did not become ready: %w", err)
 	}
+	s.readyOnce.Do(func() { close(s.readyc) })
 	s.publishAttributes(ctx)
 	s.lg.Info("ready to serve client requests", zap.Strings("client-urls", urlStringsP(o.ListenClientURLs)))
 	return func() { stopMetrics(); stopClient(); stopPeers() }, nil

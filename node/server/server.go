@@ -82,8 +82,12 @@ type Server struct {
 	downgradeWaitLogged bool
 
 	stopping chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	// readyc is closed once the member is ready to serve clients (Serve);
+	// client calls wait for it (api.ReadyNotifier).
+	readyc    chan struct{}
+	readyOnce sync.Once
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
 
 	// removed is set when this member stops because the cluster removed it.
 	removed atomic.Bool
@@ -100,6 +104,7 @@ func New(opts Options) (*Server, error) {
 		readNotifier: newNotifier(),
 		readwaitc:    make(chan struct{}, 1),
 		stopping:     make(chan struct{}),
+		readyc:       make(chan struct{}),
 
 		versionCheckc: make(chan struct{}, 1),
 	}
@@ -194,6 +199,9 @@ func (s *Server) WaitReady(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ReadyNotify is closed once the member serves clients.
+func (s *Server) ReadyNotify() <-chan struct{} { return s.readyc }
 
 // ID is this member's ID.
 func (s *Server) ID() uint64 { return s.id }

@@ -230,7 +230,7 @@ func httpAuth(ctx context.Context, e *env, path, token, body string) string {
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return fmt.Sprintf("POST %s: %d\n%s\n", path, resp.StatusCode, strings.TrimSpace(string(out)))
+	return fmt.Sprintf("POST %s: %d\n%s\n", path, resp.StatusCode, compactJSON(out))
 }
 
 var tokenJSONRe = regexp.MustCompile(`"token":"[^"]*"`)

@@ -340,7 +340,7 @@ func gwPost(ctx context.Context, e *env, path, body string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return fmt.Sprintf("POST %s: %d %s\n%s\n", path, resp.StatusCode, resp.Header.Get("Content-Type"), gwDecode(strings.TrimSpace(string(b))))
+	return fmt.Sprintf("POST %s: %d %s\n%s\n", path, resp.StatusCode, resp.Header.Get("Content-Type"), gwDecode(compactJSON(b)))
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -456,6 +456,6 @@ func lockWithAuth(ctx context.Context, e *env) string {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Fprintf(&b, "gateway lock with a token: %d\n%s\n", resp.StatusCode, gwDecode(strings.TrimSpace(string(body))))
+	fmt.Fprintf(&b, "gateway lock with a token: %d\n%s\n", resp.StatusCode, gwDecode(compactJSON(body)))
 	return b.String()
 }

@@ -105,12 +105,6 @@ type Config struct {
 	Logger       *zap.Logger
 	// OnLeaderChange is called from the loop whenever the known leader changes.
 	OnLeaderChange func(lead uint64)
-	// ElectSoleVoter makes a member that finds itself the only voter of
-	// its configuration, once it has applied the log it started with,
-	// elect itself at once rather than after an election timeout: no other
-	// member can lead or be disrupted, so a one-member cluster is ready in
-	// milliseconds instead of one to two seconds.
-	ElectSoleVoter bool
 }
 
 // ErrStopped is returned by calls made after Stop.
@@ -136,8 +130,8 @@ type Node struct {
 	term   atomic.Uint64
 	index  atomic.Uint64 // last committed index known to this member
 
-	// electPending: ElectSoleVoter has not been decided yet (loop only).
-	electPending bool
+	// electPending: ElectSoleVoter was called and not decided yet.
+	electPending atomic.Bool
 
 	stopOnce sync.Once
 	stopc    chan struct{}
@@ -161,8 +155,6 @@ func Start(cfg Config) *Node {
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 		leadc:  make(chan struct{}),
-
-		electPending: cfg.ElectSoleVoter,
 	}
 	rn, err := raft.NewRawNode(cfg.Raft)
 	if err != nil {
@@ -316,7 +308,7 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
-		if n.electPending {
+		if n.electPending.Load() {
 			n.electSoleVoter()
 		}
 		n.mu.Lock()
@@ -354,6 +346,20 @@ func (n *Node) run() {
 	}
 }
 
+// ElectSoleVoter makes a member that finds itself the only voter of its
+// configuration, once it has applied the log it started with, elect itself
+// at once rather than after an election timeout: no other member can lead
+// or be disrupted, so a one-member cluster is ready in milliseconds instead
+// of one to two seconds. Call it after Start has returned: the election
+// calls OnLeaderChange, which may use the Node.
+func (n *Node) ElectSoleVoter() {
+	n.electPending.Store(true)
+	select {
+	case n.wakec <- struct{}{}:
+	default:
+	}
+}
+
 // electSoleVoter campaigns if this member is the only voter. Raft refuses
 // to campaign while committed conf changes are unapplied (a restarted
 // member's configuration is only current once it has replayed them), so
@@ -365,7 +371,7 @@ func (n *Node) electSoleVoter() {
 	if st.Applied < st.HardState.GetCommit() {
 		return
 	}
-	n.electPending = false
+	n.electPending.Store(false)
 	voters := st.Config.Voters.IDs()
 	if _, self := voters[st.ID]; st.Lead != 0 || len(voters) != 1 || !self {
 		return

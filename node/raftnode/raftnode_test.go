@@ -401,14 +401,16 @@ func TestSoleVoterElectsItselfAtOnce(t *testing.T) {
 			st := raft.NewMemoryStorage()
 			p := &memPersister{}
 			n := Start(Config{
-				Raft:           &raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: st, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256},
-				Storage:        st,
-				Peers:          []raft.Peer{{ID: 1}},
-				TickInterval:   time.Hour,
-				Persister:      p,
-				ElectSoleVoter: elect,
+				Raft:         &raft.Config{ID: 1, ElectionTick: 10, HeartbeatTick: 1, Storage: st, MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256},
+				Storage:      st,
+				Peers:        []raft.Peer{{ID: 1}},
+				TickInterval: time.Hour,
+				Persister:    p,
 			})
 			t.Cleanup(n.Stop)
+			if elect {
+				n.ElectSoleVoter()
+			}
 			go applyLoop(n, p, nil, t)
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()

@@ -162,8 +162,8 @@ func (s *Server) Start() {
 		Transport:      s.transport,
 		Logger:         s.lg,
 		OnLeaderChange: s.onLeaderChange,
-		ElectSoleVoter: true,
 	})
+	s.rn.ElectSoleVoter()
 	s.goAttached(s.applyLoop)
 	s.goAttached(s.linearizableReadLoop)
 	s.goAttached(s.leaseExpiryLoop)

@@ -218,11 +218,17 @@ func (n *Node) step(f func(rn *raft.RawNode) error) error {
 	n.mu.Lock()
 	err := f(n.rn)
 	n.mu.Unlock()
+	n.wake()
+	return err
+}
+
+// wake tells the loop to look for a Ready, without blocking: one pending
+// token is enough (see wakec).
+func (n *Node) wake() {
 	select {
 	case n.wakec <- struct{}{}:
 	default:
 	}
-	return err
 }
 
 // Propose appends data to the log. It returns once raft has taken it, with
@@ -354,10 +360,7 @@ func (n *Node) run() {
 // calls OnLeaderChange, which may use the Node.
 func (n *Node) ElectSoleVoter() {
 	n.electPending.Store(true)
-	select {
-	case n.wakec <- struct{}{}:
-	default:
-	}
+	n.wake()
 }
 
 // electSoleVoter campaigns if this member is the only voter. Raft refuses
@@ -379,10 +382,7 @@ func (n *Node) electSoleVoter() {
 	if err := n.rn.Campaign(); err != nil {
 		n.lg.Warn("could not start an election at once; the election timeout will", zap.Error(err))
 	}
-	select {
-	case n.wakec <- struct{}{}:
-	default:
-	}
+	n.wake()
 }
 
 func (n *Node) tick() {

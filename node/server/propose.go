@@ -97,10 +97,8 @@ func releaseTimer(t *time.Timer) {
 
 // waitError tells a client's own cancellation apart from our timeout.
 func (s *Server) waitError(parent, ctx context.Context) error {
-	select {
-	case <-s.stopping:
+	if s.isStopping() {
 		return rpctypes.ErrGRPCStopped
-	default:
 	}
 	if parent.Err() != nil {
 		return parent.Err()

@@ -83,12 +83,18 @@ func (s *Server) applyNormal(tx *backend.BatchTx, e *raftpb.Entry) {
 	if len(e.GetData()) == 0 {
 		return // a new leader's empty entry
 	}
-	r := &pb.InternalRaftRequest{}
-	if err := proto.Unmarshal(e.GetData(), r); err != nil {
-		// Every member sees the same bytes, so every member skips it alike.
-		s.lg.Error("skipping a raft entry that does not decode; this is a bug, please report it",
-			zap.Uint64("index", e.GetIndex()), zap.Error(err))
-		return
+	// A request this member proposed and still waits for need not be
+	// decoded again: on a leader under load, decoding was a tenth of what a
+	// put allocates.
+	r := s.waits.proposed(headerID(e.GetData()), e.GetData())
+	if r == nil {
+		r = &pb.InternalRaftRequest{}
+		if err := proto.Unmarshal(e.GetData(), r); err != nil {
+			// Every member sees the same bytes, so every member skips it alike.
+			s.lg.Error("skipping a raft entry that does not decode; this is a bug, please report it",
+				zap.Uint64("index", e.GetIndex()), zap.Error(err))
+			return
+		}
 	}
 	id := r.GetHeader().GetID()
 	if id == 0 {

@@ -42,7 +42,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (*resul
 	if len(data) > s.opts.MaxRequestBytes {
 		return nil, rpctypes.ErrGRPCRequestTooLarge
 	}
-	ch := s.waits.register(id)
+	ch := s.waits.registerProposal(id, r, data)
 	s.metrics.proposalsPending.Inc()
 	defer s.metrics.proposalsPending.Dec()
 	// Propose does not wait: raft takes the entry or refuses it at once.

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -26,13 +29,22 @@ type waitRegistry struct {
 
 type waitShard struct {
 	mu sync.Mutex
-	m  map[uint64]chan *result
+	m  map[uint64]waiter
+}
+
+// waiter is one registered proposal.
+type waiter struct {
+	ch chan *result
+	// req and data, when set, are the request as proposed and its
+	// encoding, the entry's data. req is never modified once registered.
+	req  *pb.InternalRaftRequest
+	data []byte
 }
 
 func newWaitRegistry() *waitRegistry {
 	w := &waitRegistry{}
 	for i := range w.shards {
-		w.shards[i].m = make(map[uint64]chan *result)
+		w.shards[i].m = make(map[uint64]waiter)
 	}
 	return w
 }
@@ -42,24 +54,111 @@ func (w *waitRegistry) shard(id uint64) *waitShard { return &w.shards[id%uint64(
 // register returns the channel on which id's result arrives (buffered: the
 // apply loop never blocks on a proposer that gave up).
 func (w *waitRegistry) register(id uint64) <-chan *result {
+	return w.registerProposal(id, nil, nil)
+}
+
+// registerProposal is register for a request proposed as data (its
+// encoding), which the apply loop may then use instead of decoding the
+// entry again (see proposed).
+func (w *waitRegistry) registerProposal(id uint64, req *pb.InternalRaftRequest, data []byte) <-chan *result {
 	s := w.shard(id)
 	ch := make(chan *result, 1)
 	s.mu.Lock()
-	s.m[id] = ch
+	s.m[id] = waiter{ch: ch, req: req, data: data}
 	s.mu.Unlock()
 	return ch
+}
+
+// proposed returns the request registered under id if it was proposed as
+// exactly data, nil otherwise. The leader applies its own proposals this
+// way without decoding them again. Equal bytes decode to an equal request,
+// so what is applied is the same as on a member that decodes the entry.
+func (w *waitRegistry) proposed(id uint64, data []byte) *pb.InternalRaftRequest {
+	if id == 0 {
+		return nil
+	}
+	s := w.shard(id)
+	s.mu.Lock()
+	wt := s.m[id]
+	s.mu.Unlock()
+	if wt.req == nil || !bytes.Equal(wt.data, data) {
+		return nil
+	}
+	return wt.req
 }
 
 // trigger delivers r to id's waiter, if it is still waiting.
 func (w *waitRegistry) trigger(id uint64, r *result) {
 	s := w.shard(id)
 	s.mu.Lock()
-	ch := s.m[id]
+	wt, ok := s.m[id]
 	delete(s.m, id)
 	s.mu.Unlock()
-	if ch != nil && r != nil {
-		ch <- r
+	if ok && r != nil {
+		wt.ch <- r
 	}
+}
+
+// Field numbers of etcdserverpb.InternalRaftRequest.header and of
+// RequestHeader.ID.
+const (
+	internalRequestHeaderField = 100
+	requestHeaderIDField       = 1
+)
+
+// headerID reads header.ID from an encoded InternalRaftRequest without
+// decoding the rest: 0 if it has none or does not parse. As when decoding,
+// a later occurrence of the field wins.
+func headerID(data []byte) uint64 {
+	var id uint64
+	for len(data) > 0 {
+		num, typ, n := protowire.ConsumeTag(data)
+		if n < 0 {
+			return 0
+		}
+		data = data[n:]
+		if num == internalRequestHeaderField && typ == protowire.BytesType {
+			hdr, n := protowire.ConsumeBytes(data)
+			if n < 0 {
+				return 0
+			}
+			if v, ok := varintField(hdr, requestHeaderIDField); ok {
+				id = v
+			}
+			data = data[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
+			return 0
+		}
+		data = data[n:]
+	}
+	return id
+}
+
+// varintField returns the last value of the varint field num in msg.
+func varintField(msg []byte, num protowire.Number) (v uint64, found bool) {
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return 0, false
+		}
+		msg = msg[l:]
+		if n == num && typ == protowire.VarintType {
+			x, l := protowire.ConsumeVarint(msg)
+			if l < 0 {
+				return 0, false
+			}
+			v, found = x, true
+			msg = msg[l:]
+			continue
+		}
+		if l = protowire.ConsumeFieldValue(n, typ, msg); l < 0 {
+			return 0, false
+		}
+		msg = msg[l:]
+	}
+	return v, found
 }
 
 // idGenerator makes IDs unique across members and restarts: the low 16 bits

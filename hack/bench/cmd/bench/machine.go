@@ -12,21 +12,26 @@ import (
 
 // machineInfo describes where the numbers were taken.
 type machineInfo struct {
-	CPUModel       string   `json:"cpu_model"`
-	Cores          int      `json:"cores"`
-	MemTotalBytes  int64    `json:"mem_total_bytes"`
-	Kernel         string   `json:"kernel"`
-	DataDir        string   `json:"data_dir"`
-	DataDirFS      string   `json:"data_dir_fs"`
-	GoVersion      string   `json:"go_version"`        // the toolchain that built the bench
-	Commit         string   `json:"commit"`            // HEAD of the repository, "+dirty" when the tree has changes
-	BallastVersion string   `json:"ballast_version"`   // `ballast version`
-	EtcdVersion    string   `json:"etcd_version"`      // `etcd --version`
-	EtcdBinary     string   `json:"etcd_binary"`       // path of the baseline binary
-	LoadAvgStart   string   `json:"loadavg_start"`     // /proc/loadavg before the run
-	LoadAvgEnd     string   `json:"loadavg_end"`       // and after
-	Notes          []string `json:"notes,omitempty"`   // anything that weakens the comparison
-	GOMAXPROCS     int      `json:"gomaxprocs_client"` // of the load generator
+	CPUModel       string `json:"cpu_model"`
+	Cores          int    `json:"cores"`
+	MemTotalBytes  int64  `json:"mem_total_bytes"`
+	Kernel         string `json:"kernel"`
+	DataDir        string `json:"data_dir"`
+	DataDirFS      string `json:"data_dir_fs"`
+	GoVersion      string `json:"go_version"`      // the toolchain that built the bench
+	Commit         string `json:"commit"`          // HEAD of the repository, "+dirty" when the tree has changes
+	BallastVersion string `json:"ballast_version"` // `ballast version`
+	EtcdVersion    string `json:"etcd_version"`    // `etcd --version`
+	EtcdBinary     string `json:"etcd_binary"`     // path of the baseline binary
+	LoadAvgStart   string `json:"loadavg_start"`   // /proc/loadavg before the run
+	LoadAvgEnd     string `json:"loadavg_end"`     // and after
+	// StealPercent is the share of CPU time the hypervisor gave to other
+	// guests during the run (/proc/stat steal), -1 when unknown: what makes
+	// figures vary between rounds on a shared host.
+	StealPercent float64  `json:"cpu_steal_percent"`
+	cpuStart     cpuTicks // /proc/stat at the start
+	Notes        []string `json:"notes,omitempty"`   // anything that weakens the comparison
+	GOMAXPROCS   int      `json:"gomaxprocs_client"` // of the load generator
 }
 
 func collectMachine(repo, dataDir string, srvs map[string]server) machineInfo {
@@ -71,7 +76,50 @@ func collectMachine(repo, dataDir string, srvs map[string]server) machineInfo {
 	m.EtcdVersion = firstLines(output(srvs["etcd"].Bin, "--version"), 1)
 	m.EtcdBinary = srvs["etcd"].Bin
 	m.LoadAvgStart = loadAvg()
+	m.cpuStart = readCPUTicks()
+	m.StealPercent = -1
 	return m
+}
+
+// cpuTicks are the all-CPU counters of /proc/stat's first line.
+type cpuTicks struct{ steal, total uint64 }
+
+func readCPUTicks() cpuTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseCPUTicks(line)
+}
+
+// parseCPUTicks reads "cpu user nice system idle iowait irq softirq steal
+// guest guest_nice" (guest time is already counted in user and nice).
+func parseCPUTicks(line string) cpuTicks {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTicks{}
+	}
+	var t cpuTicks
+	for i, v := range f[1:min(len(f), 9)] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cpuTicks{}
+		}
+		t.total += n
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t
+}
+
+// stealPercent is the steal share between two readings, -1 when unknown.
+func stealPercent(from, to cpuTicks) float64 {
+	if to.total <= from.total || to.steal < from.steal {
+		return -1
+	}
+	return 100 * float64(to.steal-from.steal) / float64(to.total-from.total)
 }
 
 func loadAvg() string {

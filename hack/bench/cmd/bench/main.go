@@ -254,6 +254,7 @@ func order(round int) []string {
 
 func (b *bench) finish(runErr error, single, multi []workload) error {
 	b.rep.Machine.LoadAvgEnd = loadAvg()
+	b.rep.Machine.StealPercent = stealPercent(b.rep.Machine.cpuStart, readCPUTicks())
 	b.rep.DurationSec = time.Since(mustParse(b.rep.Started)).Seconds()
 	if runErr != nil {
 		b.rep.Error = runErr.Error()

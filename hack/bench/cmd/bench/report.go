@@ -371,7 +371,11 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&sb, "- disk floor (4 KiB pwrite+fdatasync ×%d, written file): p50 %.3f ms, p99 %.3f ms; fallocated file: p50 %.3f ms, p99 %.3f ms\n",
 		r.Floor.Iterations, r.Floor.Written.P50, r.Floor.Written.P99, r.Floor.Fallocated.P50, r.Floor.Fallocated.P99)
 	fmt.Fprintf(&sb, "- ballast: %s (commit %s); etcd: %s (%s); bench built with %s\n", m.BallastVersion, m.Commit, m.EtcdVersion, m.EtcdBinary, m.GoVersion)
-	fmt.Fprintf(&sb, "- load average: %s at start, %s at end (the machine is shared: other load slows both servers alike only while it lasts)\n", m.LoadAvgStart, m.LoadAvgEnd)
+	steal := "unknown"
+	if m.StealPercent >= 0 {
+		steal = fmt.Sprintf("%.1f%%", m.StealPercent)
+	}
+	fmt.Fprintf(&sb, "- load average: %s at start, %s at end; CPU steal during the run %s (the machine is shared: other load, and other guests of the host, slow both servers alike only while it lasts)\n", m.LoadAvgStart, m.LoadAvgEnd, steal)
 	fmt.Fprintf(&sb, "- %v rounds, order alternating per round (etcd first in odd rounds), fresh data dirs per server per round; medians shown, ratio = ballast ÷ etcd with [min–max] of the per-round ratios; same flags: %s\n",
 		r.Options["rounds"], strings.Join(commonFlags(), " "))
 	fmt.Fprintf(&sb, "- duration %.0fs\n", r.DurationSec)

@@ -9,6 +9,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ballastdb/ballast/node/protoscan"
 )
 
 // result is what applying one proposal produced.
@@ -122,7 +124,7 @@ func headerID(data []byte) uint64 {
 			if n < 0 {
 				return 0
 			}
-			if v, ok := varintField(hdr, requestHeaderIDField); ok {
+			if v, ok := protoscan.Varint(hdr, requestHeaderIDField); ok {
 				id = v
 			}
 			data = data[n:]
@@ -134,31 +136,6 @@ func headerID(data []byte) uint64 {
 		data = data[n:]
 	}
 	return id
-}
-
-// varintField returns the last value of the varint field num in msg.
-func varintField(msg []byte, num protowire.Number) (v uint64, found bool) {
-	for len(msg) > 0 {
-		n, typ, l := protowire.ConsumeTag(msg)
-		if l < 0 {
-			return 0, false
-		}
-		msg = msg[l:]
-		if n == num && typ == protowire.VarintType {
-			x, l := protowire.ConsumeVarint(msg)
-			if l < 0 {
-				return 0, false
-			}
-			v, found = x, true
-			msg = msg[l:]
-			continue
-		}
-		if l = protowire.ConsumeFieldValue(n, typ, msg); l < 0 {
-			return 0, false
-		}
-		msg = msg[l:]
-	}
-	return v, found
 }
 
 // idGenerator makes IDs unique across members and restarts: the low 16 bits

@@ -9,8 +9,9 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ballastdb/ballast/node/protoscan"
 )
 
 // ReadAll reads the whole log, repairs a torn tail of the newest segment,
@@ -271,28 +272,7 @@ func (r *logReader) finish() error {
 
 // entryIndex extracts the Index field (3) of a marshalled raftpb.Entry
 // without unmarshalling it, so entries that the snapshot covers cost no
-// allocation. Like proto, the last occurrence wins.
+// allocation.
 func entryIndex(b []byte) (index uint64, ok bool) {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return 0, false
-		}
-		b = b[n:]
-		if num == 3 && typ == protowire.VarintType {
-			v, m := protowire.ConsumeVarint(b)
-			if m < 0 {
-				return 0, false
-			}
-			index, ok = v, true
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			return 0, false
-		}
-		b = b[m:]
-	}
-	return index, ok
+	return protoscan.Varint(b, 3)
 }

@@ -197,16 +197,7 @@ func (k *kube) waitCluster(ctx context.Context, t *testing.T, ns, name string, t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last clusterStatus
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return k.clusters(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return k.clusters(ns).Watch(ctx, o)
-		},
-	}
+	lw := namedListWatch(name, k.clusters(ns).List, k.clusters(ns).Watch)
 	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok || ev.Type == watch.Deleted {
@@ -226,16 +217,7 @@ func (k *kube) waitPod(ctx context.Context, t *testing.T, ns, name string, timeo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return k.core.CoreV1().Pods(ns).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return k.core.CoreV1().Pods(ns).Watch(ctx, o)
-		},
-	}
+	lw := namedListWatch(name, k.core.CoreV1().Pods(ns).List, k.core.CoreV1().Pods(ns).Watch)
 	var got *corev1.Pod
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		p, ok := ev.Object.(*corev1.Pod)
@@ -400,6 +382,26 @@ func memberIDs(ctx context.Context, t *testing.T, c *clientv3.Client) map[string
 	return out
 }
 
+// namedListWatch lists and watches the one object called name, through the
+// List and Watch of a client for one kind in one namespace (typed or
+// dynamic), for watchtools.UntilWithSync.
+func namedListWatch[L runtime.Object](name string,
+	list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error)) *cache.ListWatch {
+	byName := func(o metav1.ListOptions) metav1.ListOptions {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		return o
+	}
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return list(ctx, byName(o))
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return watchFn(ctx, byName(o))
+		},
+	}
+}
+
 // waitDeleted watches a resource until the named object is gone (already
 // absent when listed, or a Deleted event), so that the next step starts from
 // a settled state.
@@ -408,16 +410,7 @@ func (k *kube) waitDeleted(ctx context.Context, t *testing.T, gvr schema.GroupVe
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ri := k.dynamic.Resource(gvr).Namespace(ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := namedListWatch(name, ri.List, ri.Watch)
 	absent := func(store cache.Store) (bool, error) { return len(store.List()) == 0, nil }
 	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, absent, func(ev watch.Event) (bool, error) {
 		return ev.Type == watch.Deleted, nil

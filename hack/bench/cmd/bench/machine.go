@@ -12,26 +12,26 @@ import (
 
 // machineInfo describes where the numbers were taken.
 type machineInfo struct {
-	CPUModel       string `json:"cpu_model"`
-	Cores          int    `json:"cores"`
-	MemTotalBytes  int64  `json:"mem_total_bytes"`
-	Kernel         string `json:"kernel"`
-	DataDir        string `json:"data_dir"`
-	DataDirFS      string `json:"data_dir_fs"`
-	GoVersion      string `json:"go_version"`      // the toolchain that built the bench
-	Commit         string `json:"commit"`          // HEAD of the repository, "+dirty" when the tree has changes
-	BallastVersion string `json:"ballast_version"` // `ballast version`
-	EtcdVersion    string `json:"etcd_version"`    // `etcd --version`
-	EtcdBinary     string `json:"etcd_binary"`     // path of the baseline binary
-	LoadAvgStart   string `json:"loadavg_start"`   // /proc/loadavg before the run
-	LoadAvgEnd     string `json:"loadavg_end"`     // and after
+	CPUModel       string   `json:"cpu_model"`
+	Cores          int      `json:"cores"`
+	MemTotalBytes  int64    `json:"mem_total_bytes"`
+	Kernel         string   `json:"kernel"`
+	DataDir        string   `json:"data_dir"`
+	DataDirFS      string   `json:"data_dir_fs"`
+	GoVersion      string   `json:"go_version"`        // the toolchain that built the bench
+	Commit         string   `json:"commit"`            // HEAD of the repository, "+dirty" when the tree has changes
+	BallastVersion string   `json:"ballast_version"`   // `ballast version`
+	EtcdVersion    string   `json:"etcd_version"`      // `etcd --version`
+	EtcdBinary     string   `json:"etcd_binary"`       // path of the baseline binary
+	LoadAvgStart   string   `json:"loadavg_start"`     // /proc/loadavg before the run
+	LoadAvgEnd     string   `json:"loadavg_end"`       // and after
+	Notes          []string `json:"notes,omitempty"`   // anything that weakens the comparison
+	GOMAXPROCS     int      `json:"gomaxprocs_client"` // of the load generator
 	// StealPercent is the share of CPU time the hypervisor gave to other
 	// guests during the run (/proc/stat steal), -1 when unknown: what makes
 	// figures vary between rounds on a shared host.
 	StealPercent float64  `json:"cpu_steal_percent"`
 	cpuStart     cpuTicks // /proc/stat at the start
-	Notes        []string `json:"notes,omitempty"`   // anything that weakens the comparison
-	GOMAXPROCS   int      `json:"gomaxprocs_client"` // of the load generator
 }
 
 func collectMachine(repo, dataDir string, srvs map[string]server) machineInfo {

@@ -39,3 +39,31 @@ func TestVarint(t *testing.T) {
 		}
 	}
 }
+
+func TestNestedVarint(t *testing.T) {
+	inner := func(id uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), id)
+	}
+	field := func(msg []byte, sub []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(msg, 100, protowire.BytesType), sub)
+	}
+	other := protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), []byte("a put"))
+	for _, tc := range []struct {
+		name   string
+		msg    []byte
+		want   uint64
+		wantOK bool
+	}{
+		{"once", field(other, inner(42)), 42, true},
+		{"merged: the last that holds it wins", field(field(field(other, inner(1)), inner(2)), nil), 2, true},
+		{"outer without inner", field(other, nil), 0, false},
+		{"absent", other, 0, false},
+		{"outer as varint is not the message", protowire.AppendVarint(protowire.AppendTag(nil, 100, protowire.VarintType), 5), 0, false},
+		{"truncated", field(other, inner(42))[:len(other)+3], 0, false},
+	} {
+		got, ok := NestedVarint(tc.msg, 100, 1)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("%s: NestedVarint = %d, %v; want %d, %v", tc.name, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ballastdb/ballast/node/protoscan"
@@ -109,32 +108,9 @@ const (
 )
 
 // headerID reads header.ID from an encoded InternalRaftRequest without
-// decoding the rest: 0 if it has none or does not parse. As when decoding,
-// a later occurrence of the field wins.
+// decoding the rest: 0 if it has none or does not parse.
 func headerID(data []byte) uint64 {
-	var id uint64
-	for len(data) > 0 {
-		num, typ, n := protowire.ConsumeTag(data)
-		if n < 0 {
-			return 0
-		}
-		data = data[n:]
-		if num == internalRequestHeaderField && typ == protowire.BytesType {
-			hdr, n := protowire.ConsumeBytes(data)
-			if n < 0 {
-				return 0
-			}
-			if v, ok := protoscan.Varint(hdr, requestHeaderIDField); ok {
-				id = v
-			}
-			data = data[n:]
-			continue
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, data); n < 0 {
-			return 0
-		}
-		data = data[n:]
-	}
+	id, _ := protoscan.NestedVarint(data, internalRequestHeaderField, requestHeaderIDField)
 	return id
 }
 

@@ -137,6 +137,7 @@ func (r *report) build(single, multi []workload) {
 	r.workloadRows("3 members", "cluster3", multi)
 	r.memoryRows()
 	r.floorRows()
+	r.pathRows()
 }
 
 func (r *report) workloadRows(section, phase string, ws []workload) {
@@ -341,6 +342,43 @@ func (r *report) floorRows() {
 			r.Rows = append(r.Rows, x)
 		}
 	}
+}
+
+// pathRows split single-client put latency into the round trip any call
+// pays (a serializable one-key get: client, gRPC, loopback) and what the
+// write path adds to it (propose, raft, WAL write and fdatasync, apply).
+// The first is largely the same code in both servers; the second is where
+// they differ.
+func (r *report) pathRows() {
+	var put, get *row
+	for i := range r.Rows {
+		rw := &r.Rows[i]
+		if rw.Section != "single member" || rw.Figure != "p50" {
+			continue
+		}
+		switch rw.Workload {
+		case "put-1c":
+			put = rw
+		case "range-ser-1c":
+			get = rw
+		}
+	}
+	if put == nil || get == nil {
+		return
+	}
+	diff := func(a, b *float64) *float64 {
+		if a == nil || b == nil {
+			return nil
+		}
+		return ptr(*a - *b)
+	}
+	x := row{Section: "single-client path", Workload: "put-1c", Figure: "p50 − range-ser-1c p50", Unit: "ms", Better: "lower",
+		Etcd: diff(put.Etcd, get.Etcd), Ballast: diff(put.Ballast, get.Ballast),
+		Note: "what the write path adds to the round trip a read shares"}
+	if x.Etcd != nil && x.Ballast != nil && *x.Etcd > 0 {
+		x.Ratio = ptr(*x.Ballast / *x.Etcd)
+	}
+	r.Rows = append(r.Rows, x)
 }
 
 func fmtNum(p *float64) string {

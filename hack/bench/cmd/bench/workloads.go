@@ -107,6 +107,13 @@ func singleWorkloads(sz sizes, sh shape) []workload {
 		{Name: "range-ser-100c", Desc: "serializable get of one key (of 1000), 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeN),
 			Range: load.RangeSpec{Prefix: rangePrefix, Serializable: true}, HasQPS: true,
 			Targets: []target{{Figure: "qps", Op: ">=", Ratio: 1.2}, p99}},
+		// The round trip a single-client put shares with any call (client,
+		// gRPC, loopback): put-1c's p50 less this one's is what the write
+		// path itself adds (see pathRows).
+		{Name: "range-ser-1c", Desc: "serializable get of one key (of 1000), 1 client, 1 connection", Kind: "range",
+			Cfg: func() load.Config { c := sh.cfg(1, 1, sz.put1); c.KeySpace = rangeKeys; return c }(),
+			Range: load.RangeSpec{Prefix: rangePrefix, Serializable: true}, HasQPS: true,
+			Targets: []target{p99}},
 		{Name: "range-limit100", Desc: "linearizable prefix range over 1000 keys, limit 100, 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeBig),
 			Range: load.RangeSpec{Prefix: rangePrefix, WholePrefix: true, Limit: 100}, HasQPS: true,
 			Targets: []target{p99}},

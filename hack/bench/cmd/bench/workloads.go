@@ -89,8 +89,8 @@ func (sh shape) cfg(conns, clients, total int) load.Config {
 // singleWorkloads are run against one member of each server.
 func singleWorkloads(sz sizes, sh shape) []workload {
 	p99 := target{Figure: "p99", Op: "<=", Ratio: 1}
-	rangeCfg := func(total int) load.Config {
-		c := sh.cfg(10, 100, total)
+	rangeCfg := func(conns, clients, total int) load.Config {
+		c := sh.cfg(conns, clients, total)
 		c.KeySpace = rangeKeys
 		return c
 	}
@@ -101,23 +101,22 @@ func singleWorkloads(sz sizes, sh shape) []workload {
 			Targets: []target{{Figure: "qps", Op: ">=", Ratio: 1.5}, p99}},
 		{Name: "txn-put-100c", Desc: "txn with one put, 100 clients over 10 connections", Kind: "txn-put", Cfg: sh.cfg(10, 100, sz.txn), TxnOps: 1, HasQPS: true,
 			Targets: []target{p99}},
-		{Name: "range-lin-100c", Desc: "linearizable get of one key (of 1000), 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeN),
+		{Name: "range-lin-100c", Desc: "linearizable get of one key (of 1000), 100 clients", Kind: "range", Cfg: rangeCfg(10, 100, sz.rangeN),
 			Range: load.RangeSpec{Prefix: rangePrefix}, HasQPS: true,
 			Targets: []target{{Figure: "qps", Op: ">=", Ratio: 1.2}, p99}},
-		{Name: "range-ser-100c", Desc: "serializable get of one key (of 1000), 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeN),
+		{Name: "range-ser-100c", Desc: "serializable get of one key (of 1000), 100 clients", Kind: "range", Cfg: rangeCfg(10, 100, sz.rangeN),
 			Range: load.RangeSpec{Prefix: rangePrefix, Serializable: true}, HasQPS: true,
 			Targets: []target{{Figure: "qps", Op: ">=", Ratio: 1.2}, p99}},
 		// The round trip a single-client put shares with any call (client,
 		// gRPC, loopback): put-1c's p50 less this one's is what the write
 		// path itself adds (see pathRows).
 		{Name: "range-ser-1c", Desc: "serializable get of one key (of 1000), 1 client, 1 connection", Kind: "range",
-			Cfg: func() load.Config { c := sh.cfg(1, 1, sz.put1); c.KeySpace = rangeKeys; return c }(),
-			Range: load.RangeSpec{Prefix: rangePrefix, Serializable: true}, HasQPS: true,
+			Cfg: rangeCfg(1, 1, sz.put1), Range: load.RangeSpec{Prefix: rangePrefix, Serializable: true}, HasQPS: true,
 			Targets: []target{p99}},
-		{Name: "range-limit100", Desc: "linearizable prefix range over 1000 keys, limit 100, 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeBig),
+		{Name: "range-limit100", Desc: "linearizable prefix range over 1000 keys, limit 100, 100 clients", Kind: "range", Cfg: rangeCfg(10, 100, sz.rangeBig),
 			Range: load.RangeSpec{Prefix: rangePrefix, WholePrefix: true, Limit: 100}, HasQPS: true,
 			Targets: []target{p99}},
-		{Name: "range-keysonly", Desc: "linearizable prefix range over 1000 keys, keys only, limit 100, 100 clients", Kind: "range", Cfg: rangeCfg(sz.rangeBig),
+		{Name: "range-keysonly", Desc: "linearizable prefix range over 1000 keys, keys only, limit 100, 100 clients", Kind: "range", Cfg: rangeCfg(10, 100, sz.rangeBig),
 			Range: load.RangeSpec{Prefix: rangePrefix, WholePrefix: true, Limit: 100, KeysOnly: true}, HasQPS: true,
 			Targets: []target{p99}},
 		{Name: "lease-keepalive", Desc: "keep-alive of 1000 leases over 100 streams", Kind: "lease-keepalive", Cfg: sh.cfg(10, 100, sz.lease), Leases: 1000, HasQPS: true,

@@ -304,9 +304,14 @@ func (b *bench) measure(ctx context.Context, phase string, round int, c *cluster
 		case <-runCtx.Done():
 		}
 	}()
+	fsyncBefore, fsyncErr := sumWALFsync(ctx, c)
 	before, selfBefore := sumProc(c.pids()), sumProc([]int{os.Getpid()})
 	res := measured(runCtx)
 	after, selfAfter := sumProc(c.pids()), sumProc([]int{os.Getpid()})
+	fsyncAfter, err := sumWALFsync(ctx, c)
+	if fsyncErr == nil {
+		fsyncErr = err
+	}
 	s := sample{
 		Phase: phase, Round: round, Server: c.srv.Name, Workload: w.Name, Result: res,
 		CPUSec:       (after.CPU - before.CPU).Seconds(),
@@ -314,6 +319,11 @@ func (b *bench) measure(ctx context.Context, phase string, round int, c *cluster
 		HWMBytes:     after.HWM,
 		DirtiedBytes: after.Written - before.Written,
 		ClientCPUSec: (selfAfter.CPU - selfBefore.CPU).Seconds(),
+	}
+	if fsyncErr != nil {
+		logf("  %s %s: no WAL fdatasync figures for this run: %v", c.srv.Name, w.Name, fsyncErr)
+	} else {
+		s.WALFsync = &walFsync{Count: fsyncAfter.Count - fsyncBefore.Count, Sec: fsyncAfter.Sec - fsyncBefore.Sec}
 	}
 	b.rep.Samples = append(b.rep.Samples, s)
 	lat := res.Latency
@@ -326,6 +336,20 @@ func (b *bench) measure(ctx context.Context, phase string, round int, c *cluster
 		return ctx.Err()
 	}
 	return nil
+}
+
+// sumWALFsync adds up the members' WAL fdatasync counters.
+func sumWALFsync(ctx context.Context, c *cluster) (walFsync, error) {
+	var sum walFsync
+	for _, ep := range c.endpoints() {
+		w, err := scrapeWALFsync(ctx, ep)
+		if err != nil {
+			return walFsync{}, err
+		}
+		sum.Count += w.Count
+		sum.Sec += w.Sec
+	}
+	return sum, nil
 }
 
 func sumProc(pids []int) procStat {

@@ -184,3 +184,68 @@ func waitQuiet(ctx context.Context, pids []int, limit time.Duration) bool {
 	}
 	return false
 }
+
+// walFsync is a server's cumulative WAL fdatasync count and seconds, as
+// both etcd and Ballast export them (etcd_disk_wal_fsync_duration_seconds).
+type walFsync struct {
+	Count, Sec float64
+}
+
+const walFsyncMetric = "etcd_disk_wal_fsync_duration_seconds"
+
+// scrapeWALFsync reads the WAL fdatasync histogram's count and sum from a
+// member's /metrics.
+func scrapeWALFsync(ctx context.Context, clientURL string) (walFsync, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/metrics", nil)
+	if err != nil {
+		return walFsync{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return walFsync{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return walFsync{}, fmt.Errorf("%s/metrics: %s", clientURL, resp.Status)
+	}
+	return parseWALFsync(resp.Body)
+}
+
+// parseWALFsync finds the histogram's _count and _sum in Prometheus text
+// exposition.
+func parseWALFsync(r io.Reader) (walFsync, error) {
+	var w walFsync
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case walFsyncMetric + "_count":
+			dst = &w.Count
+		case walFsyncMetric + "_sum":
+			dst = &w.Sec
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return walFsync{}, fmt.Errorf("%s: %w", name, err)
+		}
+		*dst = v
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return walFsync{}, err
+	}
+	if found != 2 {
+		return walFsync{}, fmt.Errorf("no %s_count and _sum in /metrics", walFsyncMetric)
+	}
+	return w, nil
+}

@@ -29,6 +29,9 @@ type sample struct {
 	// ClientCPUSec is the load generator's own CPU over the run.
 	DirtiedBytes int64   `json:"server_dirtied_bytes"`
 	ClientCPUSec float64 `json:"client_cpu_s"`
+	// WALFsync is the run's delta of the members' own WAL fdatasync
+	// histogram (count and seconds), nil when /metrics could not be read.
+	WALFsync *walFsync `json:"server_wal_fsync,omitempty"`
 }
 
 // peak is a server's VmHWM at the end of a single-member round.
@@ -115,14 +118,38 @@ func ptr(f float64) *float64 {
 var figureDefs = []struct {
 	name, unit, better string
 	qpsOnly            bool
-	get                func(s sample) float64
+	only               []string               // when set, only these workloads have the figure
+	get                func(s sample) float64 // NaN: no value in this sample
 }{
-	{"qps", "req/s", "higher", true, func(s sample) float64 { return s.Result.QPS }},
-	{"p50", "ms", "lower", false, func(s sample) float64 { return s.Result.Latency.P50 }},
-	{"p99", "ms", "lower", false, func(s sample) float64 { return s.Result.Latency.P99 }},
-	{"p99.9", "ms", "lower", false, func(s sample) float64 { return s.Result.Latency.P999 }},
-	{"server CPU", "s", "lower", false, func(s sample) float64 { return s.CPUSec }},
-	{"server RSS after", "MiB", "lower", false, func(s sample) float64 { return float64(s.RSSBytes) / (1 << 20) }},
+	{"qps", "req/s", "higher", true, nil, func(s sample) float64 { return s.Result.QPS }},
+	{"p50", "ms", "lower", false, nil, func(s sample) float64 { return s.Result.Latency.P50 }},
+	{"p99", "ms", "lower", false, nil, func(s sample) float64 { return s.Result.Latency.P99 }},
+	{"p99.9", "ms", "lower", false, nil, func(s sample) float64 { return s.Result.Latency.P999 }},
+	{"server CPU", "s", "lower", false, nil, func(s sample) float64 { return s.CPUSec }},
+	{"server RSS after", "MiB", "lower", false, nil, func(s sample) float64 { return float64(s.RSSBytes) / (1 << 20) }},
+	// The servers' own WAL fdatasync histogram: how many a put costs, and
+	// how long one takes inside the run (slower than the back-to-back
+	// floor when the CPUs idle between requests).
+	{"WAL fdatasyncs per request", "", "lower", false, fsyncFigureWorkloads, fsyncsPerRequest},
+	{"WAL fdatasync mean", "ms", "lower", false, fsyncFigureWorkloads, fsyncMeanMs},
+}
+
+// fsyncFigureWorkloads have the WAL fdatasync figures in the table (the
+// JSON has the counters of every run).
+var fsyncFigureWorkloads = []string{"put-1c", "put-100c"}
+
+func fsyncsPerRequest(s sample) float64 {
+	if s.WALFsync == nil || s.Result.Requests == 0 {
+		return math.NaN()
+	}
+	return s.WALFsync.Count / float64(s.Result.Requests)
+}
+
+func fsyncMeanMs(s sample) float64 {
+	if s.WALFsync == nil || s.WALFsync.Count == 0 {
+		return math.NaN()
+	}
+	return s.WALFsync.Sec / s.WALFsync.Count * 1000
 }
 
 // build turns the samples into rows.
@@ -138,6 +165,7 @@ func (r *report) build(single, multi []workload) {
 	r.memoryRows()
 	r.floorRows()
 	r.pathRows()
+	r.floorBoundRows()
 }
 
 func (r *report) workloadRows(section, phase string, ws []workload) {
@@ -154,7 +182,7 @@ func (r *report) workloadRows(section, phase string, ws []workload) {
 			continue
 		}
 		for _, f := range figureDefs {
-			if f.qpsOnly && !w.HasQPS {
+			if f.qpsOnly && !w.HasQPS || f.only != nil && !slices.Contains(f.only, w.Name) {
 				continue
 			}
 			rw := row{Section: section, Workload: w.Name, Figure: f.name, Unit: f.unit, Better: f.better}
@@ -163,6 +191,8 @@ func (r *report) workloadRows(section, phase string, ws []workload) {
 			for round := range 64 {
 				se, okE := byServer["etcd"][round]
 				sb, okB := byServer["ballast"][round]
+				okE = okE && !math.IsNaN(f.get(se))
+				okB = okB && !math.IsNaN(f.get(sb))
 				if okE {
 					e = append(e, f.get(se))
 				}
@@ -379,6 +409,61 @@ func (r *report) pathRows() {
 		x.Ratio = ptr(*x.Ballast / *x.Etcd)
 	}
 	r.Rows = append(r.Rows, x)
+}
+
+// floorBoundRows bound single-client put latency from below by what no
+// server code can remove: the round trip any call pays (range-ser-1c's
+// mean) plus the server's own WAL fdatasyncs per put at their in-run mean.
+// What a put takes beyond that floor is the server's write path: propose,
+// raft, WAL encoding, apply and hand-offs between them. The note gives
+// the best put-1c throughput ratio Ballast could reach with a write path
+// that cost nothing: etcd's put-1c mean over Ballast's floor.
+func (r *report) floorBoundRows() {
+	const phase = "single"
+	floor := map[string]*float64{}
+	beyond := map[string]*float64{}
+	for _, srv := range []string{"etcd", "ballast"} {
+		get := r.medianOf(phase, "range-ser-1c", srv, func(s sample) float64 { return s.Result.Latency.Mean })
+		put := r.medianOf(phase, "put-1c", srv, func(s sample) float64 { return s.Result.Latency.Mean })
+		n := r.medianOf(phase, "put-1c", srv, fsyncsPerRequest)
+		t := r.medianOf(phase, "put-1c", srv, fsyncMeanMs)
+		if get == nil || put == nil || n == nil || t == nil {
+			return
+		}
+		floor[srv] = ptr(*get + *n**t)
+		beyond[srv] = ptr(*put - *floor[srv])
+	}
+	ratio := func(m map[string]*float64) *float64 {
+		if *m["etcd"] <= 0 {
+			return nil
+		}
+		return ptr(*m["ballast"] / *m["etcd"])
+	}
+	etcdPut := r.medianOf(phase, "put-1c", "etcd", func(s sample) float64 { return s.Result.Latency.Mean })
+	r.Rows = append(r.Rows,
+		row{Section: "single-client path", Workload: "put-1c", Figure: "floor: range-ser-1c mean + WAL fdatasyncs", Unit: "ms", Better: "lower",
+			Etcd: floor["etcd"], Ballast: floor["ballast"], Ratio: ratio(floor),
+			Note: fmt.Sprintf("best put-1c ratio a free write path could reach: etcd put-1c mean ÷ Ballast floor = %.2f×", *etcdPut / *floor["ballast"])},
+		row{Section: "single-client path", Workload: "put-1c", Figure: "mean beyond the floor", Unit: "ms", Better: "lower",
+			Etcd: beyond["etcd"], Ballast: beyond["ballast"], Ratio: ratio(beyond),
+			Note: "the server's own write path: propose, raft, WAL encoding, apply, hand-offs"})
+}
+
+// medianOf is the median over rounds of get for one workload and server;
+// nil when no round has a value.
+func (r *report) medianOf(phase, workload, srv string, get func(sample) float64) *float64 {
+	var v []float64
+	for _, s := range r.Samples {
+		if s.Phase == phase && s.Workload == workload && s.Server == srv {
+			if x := get(s); !math.IsNaN(x) {
+				v = append(v, x)
+			}
+		}
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	return ptr(median(v))
 }
 
 func fmtNum(p *float64) string {

@@ -3,7 +3,10 @@ package main
 import (
 	"math"
 	"os"
+	"strings"
 	"testing"
+
+	"github.com/ballastdb/ballast/hack/bench/load"
 )
 
 func TestMedian(t *testing.T) {
@@ -105,5 +108,104 @@ func TestPathRows(t *testing.T) {
 					fmtNum(tt.etcd), fmtNum(tt.ball), fmtNum(tt.wantRatio))
 			}
 		})
+	}
+}
+
+func TestParseWALFsync(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    walFsync
+		wantErr bool
+	}{
+		{"histogram", `# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync called by WAL.
+# TYPE etcd_disk_wal_fsync_duration_seconds histogram
+etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 10
+etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} 12
+etcd_disk_wal_fsync_duration_seconds_sum 0.0042
+etcd_disk_wal_fsync_duration_seconds_count 12
+etcd_disk_backend_commit_duration_seconds_sum 9
+`, walFsync{Count: 12, Sec: 0.0042}, false},
+		{"exponent form", "etcd_disk_wal_fsync_duration_seconds_sum 1.5e-05\netcd_disk_wal_fsync_duration_seconds_count 1\n", walFsync{Count: 1, Sec: 1.5e-5}, false},
+		{"missing", "etcd_disk_backend_commit_duration_seconds_count 3\n", walFsync{}, true},
+		{"only the count", "etcd_disk_wal_fsync_duration_seconds_count 3\n", walFsync{}, true},
+		{"not a number", "etcd_disk_wal_fsync_duration_seconds_sum x\netcd_disk_wal_fsync_duration_seconds_count 3\n", walFsync{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseWALFsync(strings.NewReader(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFloorBoundRows(t *testing.T) {
+	mk := func(srv, w string, requests int, mean float64, fs *walFsync) sample {
+		return sample{Phase: "single", Server: srv, Workload: w, WALFsync: fs,
+			Result: load.Result{Requests: requests, Latency: load.Summary{Mean: mean}}}
+	}
+	fs := func(count, sec float64) *walFsync { return &walFsync{Count: count, Sec: sec} }
+	samples := []sample{
+		// etcd: 0.2 ms reads; 1000 puts of 0.7 ms with 2 fdatasyncs each of 0.2 ms.
+		mk("etcd", "range-ser-1c", 1000, 0.2, fs(0, 0)),
+		mk("etcd", "put-1c", 1000, 0.7, fs(2000, 0.4)),
+		// Ballast: 0.15 ms reads; puts of 0.5 ms with one fdatasync of 0.2 ms.
+		mk("ballast", "range-ser-1c", 1000, 0.15, fs(0, 0)),
+		mk("ballast", "put-1c", 1000, 0.5, fs(1000, 0.2)),
+	}
+	r := &report{Samples: samples}
+	r.floorBoundRows()
+	if len(r.Rows) != 2 {
+		t.Fatalf("got %d rows, want 2", len(r.Rows))
+	}
+	near := func(p *float64, want float64) bool { return p != nil && math.Abs(*p-want) < 1e-9 }
+	floor, beyond := r.Rows[0], r.Rows[1]
+	if !near(floor.Etcd, 0.6) || !near(floor.Ballast, 0.35) || !near(floor.Ratio, 0.35/0.6) {
+		t.Errorf("floor row: etcd %s ballast %s ratio %s", fmtNum(floor.Etcd), fmtNum(floor.Ballast), fmtNum(floor.Ratio))
+	}
+	if !strings.Contains(floor.Note, "= 2.00×") { // 0.7 ÷ 0.35
+		t.Errorf("floor note %q does not give the bound 2.00×", floor.Note)
+	}
+	if !near(beyond.Etcd, 0.1) || !near(beyond.Ballast, 0.15) || !near(beyond.Ratio, 1.5) {
+		t.Errorf("beyond row: etcd %s ballast %s ratio %s", fmtNum(beyond.Etcd), fmtNum(beyond.Ballast), fmtNum(beyond.Ratio))
+	}
+
+	// Without the servers' fdatasync counters there is no floor.
+	samples[3].WALFsync = nil
+	r = &report{Samples: samples}
+	r.floorBoundRows()
+	if len(r.Rows) != 0 {
+		t.Fatalf("rows without fdatasync counters: %+v", r.Rows)
+	}
+}
+
+func TestFsyncFiguresOnlyForPuts(t *testing.T) {
+	ws := []workload{{Name: "put-1c", HasQPS: true}, {Name: "range-ser-1c", HasQPS: true}}
+	var samples []sample
+	for _, w := range ws {
+		for _, srv := range []string{"etcd", "ballast"} {
+			samples = append(samples, sample{Phase: "single", Server: srv, Workload: w.Name, WALFsync: &walFsync{Count: 10, Sec: 0.002},
+				Result: load.Result{Requests: 10}})
+		}
+	}
+	r := &report{Samples: samples}
+	r.workloadRows("single member", "single", ws)
+	got := map[string]bool{}
+	for _, rw := range r.Rows {
+		if rw.Figure == "WAL fdatasyncs per request" || rw.Figure == "WAL fdatasync mean" {
+			got[rw.Workload+" "+rw.Figure] = true
+			if rw.Figure == "WAL fdatasync mean" && (rw.Ballast == nil || math.Abs(*rw.Ballast-0.2) > 1e-9) {
+				t.Errorf("fdatasync mean = %s ms, want 0.2", fmtNum(rw.Ballast))
+			}
+		}
+	}
+	want := map[string]bool{"put-1c WAL fdatasyncs per request": true, "put-1c WAL fdatasync mean": true}
+	if len(got) != len(want) || !got["put-1c WAL fdatasyncs per request"] || !got["put-1c WAL fdatasync mean"] {
+		t.Fatalf("fdatasync rows for %v, want %v", got, want)
 	}
 }

@@ -2,15 +2,20 @@ package api
 
 import (
 	"context"
+	"errors"
 	"math"
+	"net"
+	"os"
 	"time"
 
 	"github.com/ballastdb/ballast/node/concurrency"
+	"github.com/ballastdb/ballast/node/h2grpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -53,10 +58,25 @@ type ReadyNotifier interface {
 	ReadyNotify() <-chan struct{}
 }
 
+// GRPCServer serves the etcd v3 services and grpc.health.v1. Client
+// connections are served by Ballast's own transport (node/h2grpc), which
+// costs a fraction of grpc-go's per call; the in-memory connections of the
+// HTTP gateway and of the Lock and Election services are served by grpc-go.
+// Both run the same service implementations and interceptors.
+type GRPCServer struct {
+	inproc *grpc.Server
+	wire   *h2grpc.Server // nil: client connections go to inproc too
+}
+
+// TransportEnv names the environment variable that, set to "grpc-go",
+// serves client connections with grpc-go's transport instead of Ballast's
+// own: an escape hatch should a client misbehave with ours.
+const TransportEnv = "BALLAST_GRPC_TRANSPORT"
+
 // NewGRPCServer builds the client gRPC server with every etcd v3 service
 // and grpc.health.v1 registered. Calls wait until a Server that is a
 // ReadyNotifier is ready; the health service then reports SERVING.
-func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger) *grpc.Server {
+func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger) *GRPCServer {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
@@ -66,12 +86,14 @@ func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger
 	if rn, ok := s.(ReadyNotifier); ok {
 		ic.ready = rn.ReadyNotify()
 	}
+	unary := []grpc.UnaryServerInterceptor{m.unary, ic.logUnary, ic.requireLeaderUnary}
+	stream := []grpc.StreamServerInterceptor{m.stream, ic.requireLeaderStream}
 	g := grpc.NewServer(
 		// Serve does the TLS handshakes; these expose their state to the
 		// handlers, for client-certificate users.
 		grpc.Creds(TLSConnCredentials()),
-		grpc.ChainUnaryInterceptor(m.unary, ic.logUnary, ic.requireLeaderUnary),
-		grpc.ChainStreamInterceptor(m.stream, ic.requireLeaderStream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(l.MaxRequestBytes+grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -85,18 +107,78 @@ func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepAliveMinTime}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: l.KeepAliveInterval, Timeout: l.KeepAliveTimeout}),
 	)
-	etcdserverpb.RegisterKVServer(g, &kvService{s: s, lim: l})
-	etcdserverpb.RegisterWatchServer(g, &watchService{s: s, lg: lg, fragmentBytes: l.MaxRequestBytes + grpcOverheadBytes})
-	etcdserverpb.RegisterLeaseServer(g, &leaseService{s: s, lg: lg})
-	etcdserverpb.RegisterClusterServer(g, &clusterService{s: s})
-	etcdserverpb.RegisterAuthServer(g, &authService{s: s})
-	etcdserverpb.RegisterMaintenanceServer(g, &maintenanceService{s: s, lg: lg})
-	concurrency.Register(g, lg.Named("concurrency")) // v3lockpb.Lock, v3electionpb.Election
+	gs := &GRPCServer{inproc: g}
+	registrars := []grpc.ServiceRegistrar{g}
+	if os.Getenv(TransportEnv) != "grpc-go" {
+		gs.wire = h2grpc.NewServer(h2grpc.Options{
+			UnaryInterceptors:  unary,
+			StreamInterceptors: stream,
+			MaxRecvMsgSize:     l.MaxRequestBytes + grpcOverheadBytes,
+			StreamWindow:       streamWindowBytes,
+			ConnWindow:         connWindowBytes,
+			KeepaliveMinTime:   l.KeepAliveMinTime,
+			KeepaliveTime:      l.KeepAliveInterval,
+			KeepaliveTimeout:   l.KeepAliveTimeout,
+			Handshake:          handshakeAuthInfo,
+			Workers:            streamWorkers,
+			Logger:             lg.Named("grpc"),
+		})
+		registrars = append(registrars, gs.wire)
+	} else {
+		lg.Warn("serving client connections with grpc-go's transport, as " + TransportEnv + " asks")
+	}
+	for _, r := range registrars {
+		etcdserverpb.RegisterKVServer(r, &kvService{s: s, lim: l})
+		etcdserverpb.RegisterWatchServer(r, &watchService{s: s, lg: lg, fragmentBytes: l.MaxRequestBytes + grpcOverheadBytes})
+		etcdserverpb.RegisterLeaseServer(r, &leaseService{s: s, lg: lg})
+		etcdserverpb.RegisterClusterServer(r, &clusterService{s: s})
+		etcdserverpb.RegisterAuthServer(r, &authService{s: s})
+		etcdserverpb.RegisterMaintenanceServer(r, &maintenanceService{s: s, lg: lg})
+	}
+	concurrency.Register(g, lg.Named("concurrency"), registrars[1:]...) // v3lockpb.Lock, v3electionpb.Election
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(g, hs)
+	for _, r := range registrars {
+		healthpb.RegisterHealthServer(r, hs)
+	}
 	m.init(g)
-	return g
+	return gs
+}
+
+// serve serves the client connections l accepts until l is closed or the
+// server stops.
+func (g *GRPCServer) serve(l net.Listener) error {
+	if g.wire == nil {
+		return g.inproc.Serve(l)
+	}
+	err := g.wire.Serve(l)
+	if errors.Is(err, h2grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// GracefulStop stops both transports once their calls have ended.
+func (g *GRPCServer) GracefulStop() {
+	if g.wire != nil {
+		g.wire.GracefulStop()
+	}
+	g.inproc.GracefulStop()
+}
+
+// Stop closes every connection of both transports at once.
+func (g *GRPCServer) Stop() {
+	if g.wire != nil {
+		g.wire.Stop()
+	}
+	g.inproc.Stop()
+}
+
+// handshakeAuthInfo is what handlers find in peer.FromContext(ctx).AuthInfo
+// for a client connection: its TLS state, if any.
+func handshakeAuthInfo(c net.Conn) credentials.AuthInfo {
+	_, ai, _ := tlsConnCreds{}.ServerHandshake(c)
+	return ai
 }
 
 type interceptors struct {

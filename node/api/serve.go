@@ -16,7 +16,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -48,7 +47,7 @@ const gracefulTimeout = 2 * time.Second
 // It returns once all listeners are bound; if one cannot be, it closes the
 // others and returns the error. stop, also run when ctx ends, closes the
 // listeners and shuts both servers down gracefully.
-func Serve(ctx context.Context, urls []*url.URL, g *grpc.Server, h http.Handler, lg *zap.Logger, opts ...ServeOption) (stop func(), err error) {
+func Serve(ctx context.Context, urls []*url.URL, g *GRPCServer, h http.Handler, lg *zap.Logger, opts ...ServeOption) (stop func(), err error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
@@ -61,7 +60,7 @@ func Serve(ctx context.Context, urls []*url.URL, g *grpc.Server, h http.Handler,
 	if root, ok := h.(*httpRoot); ok {
 		cors = root.cors
 	}
-	h, stopGateway, err := startGateway(g, h, lg)
+	h, stopGateway, err := startGateway(g.inproc, h, lg)
 	if err != nil {
 		closeAll(lns)
 		return nil, err
@@ -75,7 +74,7 @@ func Serve(ctx context.Context, urls []*url.URL, g *grpc.Server, h http.Handler,
 		go func() { defer wg.Done(); m.run() }()
 		go func() {
 			defer wg.Done()
-			if err := g.Serve(m.grpcL); err != nil {
+			if err := g.serve(m.grpcL); err != nil {
 				lg.Warn("gRPC server stopped serving a client listener", zap.Stringer("address", ln.Addr()), zap.Error(err))
 			}
 		}()
@@ -141,7 +140,7 @@ func newHTTPServer(h http.Handler, lg *zap.Logger) *http.Server {
 	return &http.Server{Handler: h, ReadHeaderTimeout: sniffTimeout, ErrorLog: el, ConnContext: withConnTLS}
 }
 
-func stopGracefully(g *grpc.Server, hs *http.Server) {
+func stopGracefully(g *GRPCServer, hs *http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), gracefulTimeout)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/ballastdb/ballast/node/h2grpc"
 	"io"
 	"math/big"
 	"net"
@@ -193,12 +194,18 @@ func TestServeTLS(t *testing.T) {
 func TestServeTLSCommonName(t *testing.T) {
 	f := makeTLSFiles(t)
 	cns := make(chan string, 1)
-	g := grpc.NewServer(grpc.Creds(TLSConnCredentials()), grpc.UnaryInterceptor(
-		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			cns <- CommonName(ctx)
-			return h(ctx, req)
-		}))
-	healthpb.RegisterHealthServer(g, health.NewServer())
+	record := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		cns <- CommonName(ctx)
+		return h(ctx, req)
+	}
+	// Client connections reach the wire transport; the in-memory one only
+	// serves the gateway.
+	g := &GRPCServer{
+		inproc: grpc.NewServer(grpc.Creds(TLSConnCredentials())),
+		wire:   h2grpc.NewServer(h2grpc.Options{UnaryInterceptors: []grpc.UnaryServerInterceptor{record}, Handshake: handshakeAuthInfo}),
+	}
+	healthpb.RegisterHealthServer(g.inproc, health.NewServer())
+	healthpb.RegisterHealthServer(g.wire, health.NewServer())
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "cn="+CommonName(r.Context())) })
 	addr := freeAddr(t)
 	stop, err := Serve(context.Background(), []*url.URL{{Scheme: "https", Host: addr}}, g, h, nil, WithTLS(f.serverConfig(t)))
@@ -246,7 +253,7 @@ func TestServeTLSCommonName(t *testing.T) {
 
 func TestServeTLSRefusesSecureURLsWithoutConfig(t *testing.T) {
 	for _, u := range []*url.URL{{Scheme: "https", Host: freeAddr(t)}, {Scheme: "unixs", Path: filepath.Join(t.TempDir(), "s")}} {
-		if _, err := Serve(context.Background(), []*url.URL{u}, grpc.NewServer(), http.NotFoundHandler(), nil); err == nil ||
+		if _, err := Serve(context.Background(), []*url.URL{u}, &GRPCServer{inproc: grpc.NewServer()}, http.NotFoundHandler(), nil); err == nil ||
 			!strings.Contains(err.Error(), "no TLS certificate") {
 			t.Errorf("%s without TLS: %v", u, err)
 		}

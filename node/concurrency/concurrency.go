@@ -27,16 +27,18 @@ import (
 // leader key (gRPC code Unknown, as etcd returns it).
 var ErrMissingLeaderKey = errors.New(`"leader" field must be provided`)
 
-// Register adds the Lock and Election services to g. Their calls reach g
-// itself over an in-memory connection, made on the first call and closed
-// when g stops.
-func Register(g *grpc.Server, lg *zap.Logger) {
+// Register adds the Lock and Election services to g, and to every server
+// in also (other transports of the same member). Their calls reach g over
+// an in-memory connection, made on the first call and closed when g stops.
+func Register(g *grpc.Server, lg *zap.Logger, also ...grpc.ServiceRegistrar) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
 	l := &loopback{g: g, lg: lg}
-	concurrencypb.RegisterLockServer(g, &lockServer{l: l})
-	concurrencypb.RegisterElectionServer(g, &electionServer{l: l})
+	for _, r := range append([]grpc.ServiceRegistrar{g}, also...) {
+		concurrencypb.RegisterLockServer(r, &lockServer{l: l})
+		concurrencypb.RegisterElectionServer(r, &electionServer{l: l})
+	}
 }
 
 // Waits reports whether a method of these services waits for other

@@ -1,0 +1,194 @@
+package h2grpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+)
+
+// rawClient speaks HTTP/2 frames to a Server directly, to send what a
+// well-behaved gRPC client never would.
+type rawClient struct {
+	t  *testing.T
+	nc net.Conn
+	fr *http2.Framer
+}
+
+func dialRaw(t *testing.T, o Options) *rawClient {
+	t.Helper()
+	s := NewServer(o)
+	s.RegisterService(&testServiceDesc, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := &rawClient{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if _, err := io.WriteString(nc, clientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testServiceDesc has one unary method that waits for its call to end:
+// the raw tests only exercise the transport.
+var testServiceDesc = grpcServiceDesc("test.Raw", "Call")
+
+// until reads frames until match returns true, failing on EOF.
+func (c *rawClient) until(match func(http2.Frame) bool) http2.Frame {
+	c.t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.t.Fatalf("reading frames: %v", err)
+		}
+		if match(f) {
+			return f
+		}
+	}
+}
+
+func (c *rawClient) headers(id uint32, endStream bool) {
+	c.t.Helper()
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/test.Raw/Call"},
+		{Name: ":authority", Value: "x"}, {Name: "content-type", Value: "application/grpc"},
+	} {
+		_ = enc.WriteField(f)
+	}
+	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndHeaders: true, EndStream: endStream}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func goAwayWith(code http2.ErrCode) func(http2.Frame) bool {
+	return func(f http2.Frame) bool {
+		g, ok := f.(*http2.GoAwayFrame)
+		return ok && g.ErrCode == code
+	}
+}
+
+func TestTooManyPings(t *testing.T) {
+	c := dialRaw(t, Options{KeepaliveMinTime: time.Hour})
+	for i := range 4 {
+		if err := c.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := c.until(goAwayWith(http2.ErrCodeEnhanceYourCalm)).(*http2.GoAwayFrame)
+	if string(g.DebugData()) != "too_many_pings" {
+		t.Fatalf("GOAWAY debug data %q", g.DebugData())
+	}
+}
+
+func TestEvenStreamIDIsAProtocolError(t *testing.T) {
+	c := dialRaw(t, Options{})
+	c.headers(2, true)
+	c.until(goAwayWith(http2.ErrCodeProtocol))
+}
+
+func TestFlowControlViolationResetsTheStream(t *testing.T) {
+	c := dialRaw(t, Options{StreamWindow: 65535, ConnWindow: 1 << 20})
+	c.headers(1, false)
+	// Twice the stream window, in frames of the default maximum size.
+	chunk := make([]byte, 16384)
+	for range 8 {
+		if err := c.fr.WriteData(1, false, chunk); err != nil {
+			break // the server may reset and stop reading; the reset is what counts
+		}
+	}
+	f := c.until(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+	if f.StreamID != 1 || f.ErrCode != http2.ErrCodeFlowControl {
+		t.Fatalf("RST_STREAM stream %d code %v", f.StreamID, f.ErrCode)
+	}
+}
+
+func TestSilentConnectionIsClosed(t *testing.T) {
+	c := dialRaw(t, Options{KeepaliveTime: 50 * time.Millisecond, KeepaliveTimeout: 50 * time.Millisecond})
+	c.until(func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+	// We do not answer: the server must hang up.
+	for {
+		if _, err := c.fr.ReadFrame(); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatal("the server kept a silent connection open")
+				}
+			}
+			return
+		}
+	}
+}
+
+func TestParseTimeout(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"100m", int64(100 * time.Millisecond)},
+		{"5S", int64(5 * time.Second)},
+		{"1H", int64(time.Hour)},
+		{"2M", int64(2 * time.Minute)},
+		{"7u", 7000},
+		{"9n", 9},
+		{"99999999S", int64(99999999 * time.Second)},
+		{"", -1},
+		{"m", -1},
+		{"10x", -1},
+		{"-1S", -1},
+		{"123456789S", -1}, // more than eight digits
+	}
+	for _, tt := range tests {
+		if got := parseTimeout(tt.in); got != tt.want {
+			t.Errorf("parseTimeout(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestEncodeMessage(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain text", "plain text"},
+		{"100%", "100%25"},
+		{"a\nb", "a%0Ab"},
+		{"é", "%C3%A9"},
+	}
+	for _, tt := range tests {
+		if got := encodeMessage(tt.in); got != tt.want {
+			t.Errorf("encodeMessage(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func grpcServiceDesc(service, method string) grpc.ServiceDesc {
+	return grpc.ServiceDesc{
+		ServiceName: service,
+		HandlerType: (*any)(nil),
+		// The handler never reads its request: what the client sends
+		// stays buffered against the stream's window.
+		Methods: []grpc.MethodDesc{{MethodName: method, Handler: func(_ any, ctx context.Context, _ func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}},
+	}
+}

@@ -199,25 +199,24 @@ func (s *Server) ServeConn(nc net.Conn) {
 // Stop closes every connection at once; calls in progress see their
 // contexts cancelled.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	s.stopped = true
-	s.closeListenersLocked()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		c.close(errServerStopping)
-	}
-	s.connWG.Wait()
+	s.shutdown(false, func(c *conn) { c.close(errServerStopping) })
 }
 
 // GracefulStop tells every client to open no more calls (GOAWAY), waits
 // for the calls in progress to end, and closes the connections.
 func (s *Server) GracefulStop() {
+	s.shutdown(true, (*conn).drain)
+}
+
+// shutdown stops accepting connections and streams, ends every connection
+// with end, all at once, and waits until they are gone.
+func (s *Server) shutdown(graceful bool, end func(*conn)) {
 	s.mu.Lock()
-	s.draining = true
+	if graceful {
+		s.draining = true
+	} else {
+		s.stopped = true
+	}
 	s.closeListenersLocked()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -225,7 +224,7 @@ func (s *Server) GracefulStop() {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.drain()
+		go end(c)
 	}
 	s.connWG.Wait()
 }

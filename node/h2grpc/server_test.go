@@ -97,6 +97,7 @@ func (m *testMaintenance) Snapshot(_ *pb.SnapshotRequest, ss pb.Maintenance_Snap
 
 type fixture struct {
 	s    *Server
+	addr string
 	conn *grpc.ClientConn
 	kv   *testKV
 	w    *testWatch
@@ -114,6 +115,7 @@ func start(t *testing.T, o Options, dial ...grpc.DialOption) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.addr = ln.Addr().String()
 	served := make(chan struct{})
 	go func() { defer close(served); _ = f.s.Serve(ln) }()
 	t.Cleanup(func() { f.s.Stop(); ln.Close(); <-served })
@@ -433,4 +435,46 @@ func TestSendAfterTheHandlerReturned(t *testing.T) {
 	if _, err := pb.NewKVClient(f.conn).Range(ctxT(t), &pb.RangeRequest{Key: []byte("k")}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestGracefulStopRefusesNewCallsOnEveryConnection(t *testing.T) {
+	f := start(t, Options{})
+	other, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	kvOther := pb.NewKVClient(other)
+	if _, err := kvOther.Range(ctxT(t), &pb.RangeRequest{Key: []byte("warm")}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	f.kv.onRange = func(_ context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+		if string(r.Key) == "block" {
+			entered <- struct{}{}
+			<-release
+		}
+		return &pb.RangeResponse{Count: 1}, nil
+	}
+	// One call in progress on each connection.
+	for _, kv := range []pb.KVClient{pb.NewKVClient(f.conn), kvOther} {
+		go func() { _, _ = kv.Range(ctxT(t), &pb.RangeRequest{Key: []byte("block")}) }()
+	}
+	<-entered
+	<-entered
+	stopped := make(chan struct{})
+	go func() { f.s.GracefulStop(); close(stopped) }()
+	// Both connections are told at once: a new call on either is not
+	// served here, while both old calls still are.
+	for _, kv := range []pb.KVClient{pb.NewKVClient(f.conn), kvOther} {
+		ctx, cancel := context.WithTimeout(ctxT(t), 2*time.Second)
+		_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("new")}, grpc.WaitForReady(false))
+		cancel()
+		if err == nil {
+			t.Fatal("a new call was served during GracefulStop")
+		}
+	}
+	close(release)
+	<-stopped
 }

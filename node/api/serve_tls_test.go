@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/ballastdb/ballast/node/h2grpc"
 	"io"
 	"math/big"
 	"net"
@@ -33,6 +32,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ballastdb/ballast/node/config"
+	"github.com/ballastdb/ballast/node/h2grpc"
 	"github.com/ballastdb/ballast/node/tlsutil"
 )
 

@@ -47,8 +47,6 @@ func parseTimeout(v string) int64 {
 	return n * unit
 }
 
-func durationOf(ns int64) time.Duration { return time.Duration(ns) }
-
 // isGRPCContentType accepts "application/grpc" and its "+codec" and
 // ";params" variants.
 func isGRPCContentType(ct string) bool {

@@ -213,7 +213,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if st := c.stream(id); st != nil {
 		// Trailers from the client: gRPC clients send none, but they
 		// would end the client's side of the stream.
-		st.deliver(nil, true)
+		st.deliverData(nil, 0, true)
 		return nil
 	}
 	if id%2 == 0 || id <= c.lastStreamID {
@@ -239,7 +239,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeProtocol)})
 	default:
 		if f.StreamEnded() {
-			st.deliver(nil, true)
+			st.deliverData(nil, 0, true)
 		}
 		c.s.run(st.serve)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -105,7 +106,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	st.granted = uint64(c.s.opts.StreamWindow)
 	ctx := metadata.NewIncomingContext(c.ctx, md)
 	if timeout >= 0 {
-		ctx, st.cancel = context.WithTimeout(ctx, durationOf(timeout))
+		ctx, st.cancel = context.WithTimeout(ctx, time.Duration(timeout))
 	} else {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}
@@ -155,12 +156,6 @@ func (st *stream) serveStream() error {
 	}
 	info := &grpc.StreamServerInfo{FullMethod: st.method, IsClientStream: sd.ClientStreams, IsServerStream: sd.ServerStreams}
 	return s.stream(st.h.impl, ss, info, sd.Handler)
-}
-
-// deliver records the end of the client's side (a HEADERS frame with
-// END_STREAM).
-func (st *stream) deliver(data []byte, end bool) {
-	st.deliverData(data, 0, end)
 }
 
 // deliverData appends a DATA frame's payload; padding bytes only count

@@ -61,10 +61,12 @@ type ctrlFrame struct {
 
 // conn is one client connection.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	ctx    context.Context // every call's context derives from it
-	cancel context.CancelFunc
+	s  *Server
+	nc net.Conn
+	// ctx is every call's parent: it carries the peer. It is never
+	// cancelled: close cancels each call itself, which spares every call
+	// the registration of its context with a cancellable parent.
+	ctx context.Context
 
 	// Write side: the framer, its buffer and the HPACK encoder.
 	wmu  sync.Mutex
@@ -132,7 +134,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	if s.opts.Handshake != nil {
 		p.AuthInfo = s.opts.Handshake(nc)
 	}
-	c.ctx, c.cancel = context.WithCancel(peer.NewContext(context.Background(), p))
+	c.ctx = peer.NewContext(context.Background(), p)
 	return c
 }
 
@@ -398,7 +400,6 @@ func (c *conn) close(err error) {
 			streams = append(streams, st)
 		}
 		c.smu.Unlock()
-		c.cancel()
 		for _, st := range streams {
 			st.abort(errConnClosed)
 		}
@@ -561,6 +562,8 @@ func (c *conn) takeQuota(st *stream, want int) (int, error) {
 			st.sendWin -= n
 			return int(n), nil
 		}
+		// What is buffered must reach the client for it to grant more.
+		c.wakeFlusher()
 		c.fcCond.Wait()
 	}
 }

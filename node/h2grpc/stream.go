@@ -50,8 +50,11 @@ type stream struct {
 	// Send side. sendWin is guarded by c.fcMu; sendDone (trailers or a
 	// reset written: no frame of this stream may follow) by c.wmu; the
 	// rest by hmu.
-	sendWin    int64
-	sendDone   bool
+	sendWin  int64
+	sendDone bool
+	// unary: the answer's frames (headers, message, trailers) are flushed
+	// together, by finish, rather than one by one.
+	unary      bool
 	hmu        sync.Mutex
 	headerSent bool
 	finished   bool
@@ -138,6 +141,7 @@ func (st *stream) serve() {
 
 func (st *stream) serveUnary() error {
 	s := st.c.s
+	st.unary = true
 	ctx := grpc.NewContextWithServerTransportStream(st.ctx, (*transportStream)(st))
 	dec := func(m any) error { return st.recvMsg(m) }
 	resp, err := st.h.unary(st.h.impl, ctx, dec, s.unary)
@@ -296,11 +300,13 @@ func (st *stream) sendMsg(m any) error {
 	if !ok {
 		return status.Errorf(codes.Internal, "grpc: cannot marshal %T", m)
 	}
-	buf := make([]byte, 5, 5+proto.Size(pm))
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, pm)
+	bp := getBuffer(5 + proto.Size(pm))
+	defer putBuffer(bp)
+	buf, err := proto.MarshalOptions{}.MarshalAppend((*bp)[:5], pm)
 	if err != nil {
 		return status.Errorf(codes.Internal, "grpc: error while marshaling: %v", err)
 	}
+	*bp = buf
 	binary.BigEndian.PutUint32(buf[1:5], uint32(len(buf)-5))
 	if err := st.writeHeader(); err != nil {
 		return err
@@ -325,10 +331,37 @@ func (st *stream) sendMsg(m any) error {
 			return errConnClosed
 		}
 		c.resetPings.Store(true)
-		c.wakeFlusher()
+		if !st.unary {
+			c.wakeFlusher()
+		}
 		buf = buf[n:]
 	}
 	return nil
+}
+
+// Marshalling buffers: the framer copies a message into the connection's
+// write buffer, so the buffer is free again once the message is written.
+// Large ones are left to the garbage collector.
+const maxPooledBuffer = 64 << 10
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuffer(size int) *[]byte {
+	if size > maxPooledBuffer {
+		b := make([]byte, 0, size)
+		return &b
+	}
+	bp := bufferPool.Get().(*[]byte)
+	if cap(*bp) < size {
+		*bp = make([]byte, 0, size)
+	}
+	return bp
+}
+
+func putBuffer(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuffer {
+		bufferPool.Put(bp)
+	}
 }
 
 var (
@@ -361,7 +394,9 @@ func (st *stream) writeHeader() error {
 		c.close(err)
 		return errConnClosed
 	}
-	c.wakeFlusher()
+	if !st.unary {
+		c.wakeFlusher()
+	}
 	return nil
 }
 
@@ -489,7 +524,11 @@ func (ts *transportStream) SendHeader(md metadata.MD) error {
 	}
 	st.header = metadata.Join(st.header, md)
 	st.hmu.Unlock()
-	return st.writeHeader()
+	if err := st.writeHeader(); err != nil {
+		return err
+	}
+	st.c.wakeFlusher() // asked for now, even by a unary call
+	return nil
 }
 
 func (ts *transportStream) SetTrailer(md metadata.MD) error {

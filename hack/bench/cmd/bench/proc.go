@@ -188,7 +188,8 @@ func waitQuiet(ctx context.Context, pids []int, limit time.Duration) bool {
 // walFsync is a server's cumulative WAL fdatasync count and seconds, as
 // both etcd and Ballast export them (etcd_disk_wal_fsync_duration_seconds).
 type walFsync struct {
-	Count, Sec float64
+	Count float64 `json:"count"`
+	Sec   float64 `json:"seconds"`
 }
 
 const walFsyncMetric = "etcd_disk_wal_fsync_duration_seconds"

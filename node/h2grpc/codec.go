@@ -82,13 +82,15 @@ func appendMD(fields []hpack.HeaderField, md metadata.MD) []hpack.HeaderField {
 	return fields
 }
 
+// isReservedHeader: pseudo-headers and the headers gRPC itself uses, which
+// metadata may not carry either way.
 func isReservedHeader(k string) bool {
 	if k == "" || k[0] == ':' {
 		return true
 	}
 	switch k {
-	case "content-type", "user-agent", "grpc-message-type", "grpc-encoding", "grpc-message",
-		"grpc-status", "grpc-timeout", "grpc-status-details-bin", "te":
+	case "content-type", "user-agent", "grpc-message-type", "grpc-encoding", "grpc-accept-encoding",
+		"grpc-message", "grpc-status", "grpc-timeout", "grpc-status-details-bin", "te":
 		return true
 	}
 	return false

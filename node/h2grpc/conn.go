@@ -380,7 +380,8 @@ func (c *conn) drain() {
 	}
 	select {
 	case <-c.drained:
-		// Let the flusher write the last trailers and the GOAWAY.
+		// Write the last trailers and the GOAWAY here: close stops the
+		// flusher.
 		c.wmu.Lock()
 		c.writeControl()
 		_ = c.bw.Flush()
@@ -430,7 +431,8 @@ func (c *conn) removeStream(st *stream) {
 	}
 }
 
-// resetStream sends RST_STREAM and forgets the stream.
+// resetStream ends the stream's call and sends RST_STREAM; the stream
+// leaves the table when its handler returns.
 func (c *conn) resetStream(id uint32, code http2.ErrCode) {
 	if st := c.stream(id); st != nil {
 		st.abort(errStreamReset)

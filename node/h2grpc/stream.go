@@ -84,9 +84,10 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 			timeout = parseTimeout(hf.Value)
 		case "grpc-encoding":
 			encoding = hf.Value
-		case ":scheme", "te", "grpc-accept-encoding", "grpc-message-type", "grpc-message", "grpc-status", "grpc-status-details-bin":
 		default:
-			if hf.Name != ":authority" && len(hf.Name) > 0 && hf.Name[0] == ':' {
+			// As grpc-go: reserved headers stay out of the metadata, but
+			// for :authority and user-agent.
+			if isReservedHeader(hf.Name) && hf.Name != ":authority" && hf.Name != "user-agent" {
 				continue
 			}
 			v := hf.Value
@@ -164,7 +165,8 @@ func (st *stream) serveStream() error {
 
 // deliverData appends a DATA frame's payload; padding bytes only count
 // against the window, and are given back at once. It reports false when
-// the client sent more than its window allowed.
+// the client sent more than its window allowed: the caller resets the
+// stream.
 func (st *stream) deliverData(data []byte, padding uint32, end bool) bool {
 	st.rmu.Lock()
 	st.rbuf = append(st.rbuf, data...)
@@ -177,9 +179,6 @@ func (st *stream) deliverData(data []byte, padding uint32, end bool) bool {
 		st.rend = true
 	}
 	st.rmu.Unlock()
-	if !ok {
-		st.abort(errStreamReset)
-	}
 	select {
 	case st.rwake <- struct{}{}:
 	default:

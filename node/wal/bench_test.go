@@ -12,48 +12,60 @@ import (
 
 // BenchmarkSave measures a synced Save of n entries with 256-byte payloads:
 // the latency raft's loop pays per Ready. fsync-ns/op is the fdatasync part.
+//
+// The direct variants write with O_DIRECT|O_DSYNC (the default), the
+// pagecache ones with a write and an fdatasync (NoDirectIO).
 func BenchmarkSave(b *testing.B) {
-	for _, n := range []int{1, 100} {
-		b.Run(strconv.Itoa(n)+"x256B", func(b *testing.B) {
-			var fsyncs time.Duration
-			w, err := Create(filepath.Join(b.TempDir(), "wal"), []byte("m"),
-				Options{OnFsync: func(d time.Duration) { fsyncs += d }})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer w.Close()
-			// Let the background segment allocation finish so it does not
-			// compete for the disk during the measurement.
-			p := <-w.next
-			w.next <- p
-
-			// The entries are built once and renumbered in place, so that
-			// allocs/op is Save's own.
-			data := make([]byte, 256)
-			es := make([]*raftpb.Entry, n)
-			for j := range es {
-				es[j] = ent(1, 1, "")
-				es[j].Data = data
-			}
-			st := hs(1, 1, 0)
-			index := uint64(0)
-			b.SetBytes(int64(n * 256))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for _, e := range es {
-					index++
-					*e.Index = index
-				}
-				*st.Commit = index
-				if err := w.Save(st, es, true); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(fsyncs.Nanoseconds())/float64(b.N), "fsync-ns/op")
-		})
+	for _, mode := range []string{"direct", "pagecache"} {
+		for _, n := range []int{1, 100} {
+			b.Run(mode+"/"+strconv.Itoa(n)+"x256B", func(b *testing.B) {
+				benchmarkSave(b, n, mode == "pagecache")
+			})
+		}
 	}
+}
+
+func benchmarkSave(b *testing.B, n int, noDirect bool) {
+	var fsyncs time.Duration
+	w, err := Create(filepath.Join(b.TempDir(), "wal"), []byte("m"),
+		Options{NoDirectIO: noDirect, OnFsync: func(d time.Duration) { fsyncs += d }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !noDirect && w.direct == nil {
+		b.Skip("the filesystem of the temporary directory refuses O_DIRECT")
+	}
+	defer w.Close()
+	// Let the background segment allocation finish so it does not
+	// compete for the disk during the measurement.
+	p := <-w.next
+	w.next <- p
+
+	// The entries are built once and renumbered in place, so that
+	// allocs/op is Save's own.
+	data := make([]byte, 256)
+	es := make([]*raftpb.Entry, n)
+	for j := range es {
+		es[j] = ent(1, 1, "")
+		es[j].Data = data
+	}
+	st := hs(1, 1, 0)
+	index := uint64(0)
+	b.SetBytes(int64(n * 256))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, e := range es {
+			index++
+			*e.Index = index
+		}
+		*st.Commit = index
+		if err := w.Save(st, es, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(fsyncs.Nanoseconds())/float64(b.N), "fsync-ns/op")
 }
 
 // BenchmarkRawFdatasync is the floor for BenchmarkSave on the same disk: a

@@ -14,6 +14,10 @@
 // all-zero record header. A LOCK file holds an exclusive flock while the WAL
 // is open.
 //
+// Records are appended with O_DIRECT writes where the filesystem supports
+// them (see directWriter), through the page cache otherwise; either way a
+// synced Save ends with one fdatasync.
+//
 // # Records
 //
 // Every record starts at an 8-byte aligned offset:

@@ -12,27 +12,40 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-const killChildEnv = "BALLAST_WAL_KILL_CHILD"
+const (
+	killChildEnv     = "BALLAST_WAL_KILL_CHILD"
+	killPageCacheEnv = "BALLAST_WAL_KILL_PAGECACHE"
+)
 
 // TestKill9 runs a writer in a child process, SIGKILLs it after a varying
 // number of acknowledged Saves, and checks after each kill that every
-// acknowledged entry is read back and the log continues cleanly.
+// acknowledged entry is read back and the log continues cleanly: with
+// direct writes and through the page cache.
 func TestKill9(t *testing.T) {
 	if dir := os.Getenv(killChildEnv); dir != "" {
-		killChild(dir)
+		killChild(dir, os.Getenv(killPageCacheEnv) != "")
 		return
 	}
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
+	for _, mode := range []string{"direct", "pagecache"} {
+		t.Run(mode, func(t *testing.T) { testKill9(t, mode == "pagecache") })
+	}
+}
+
+func testKill9(t *testing.T, noDirect bool) {
 	dir := walDir(t)
-	o := Options{SegmentSize: 8192}
+	o := Options{SegmentSize: 8192, NoDirectIO: noDirect}
 	w := mustCreate(t, dir, []byte("m"), o)
 	mustClose(t, w)
 	var acked uint64
 	for round, kills := range []int{1, 7, 40, 3, 100, 25} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9$")
 		cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+		if noDirect {
+			cmd.Env = append(cmd.Env, killPageCacheEnv+"=1")
+		}
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -71,8 +84,8 @@ func payload(i uint64) string { return strings.Repeat(strconv.FormatUint(i%10, 1
 
 // killChild appends entries forever, printing each index once its Save
 // returned.
-func killChild(dir string) {
-	o := Options{SegmentSize: 8192}
+func killChild(dir string, noDirect bool) {
+	o := Options{SegmentSize: 8192, NoDirectIO: noDirect}
 	w, err := Open(dir, Snapshot{}, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -30,8 +30,13 @@ type Options struct {
 	// Logger receives recovery and slow-disk messages. Default zap.NewNop().
 	Logger *zap.Logger
 	// OnFsync, if set, is called with the duration of each fdatasync of a
-	// Save or SaveSnapshot (etcd_disk_wal_fsync_duration_seconds).
+	// Save or SaveSnapshot (etcd_disk_wal_fsync_duration_seconds). With
+	// direct writes it includes the write, which is when the data travels
+	// to the disk.
 	OnFsync func(time.Duration)
+	// NoDirectIO writes through the page cache and fdatasync even where
+	// the filesystem supports O_DIRECT (see directWriter).
+	NoDirectIO bool
 }
 
 // Snapshot identifies a raft snapshot the log may start after.
@@ -80,10 +85,15 @@ type WAL struct {
 	snap      Snapshot // newest snapshot marker written or read
 	lastIndex uint64   // index of the last entry record (0 if none)
 
-	segs      []segment // oldest first; the last one is being written
-	f         *os.File  // the last segment
-	off       int64     // where the next record goes in f
-	headerEnd int64     // end of the header records of f
+	segs []segment // oldest first; the last one is being written
+	f    *os.File  // the last segment
+	// direct, when set, writes the records of f (see directWriter); w.f
+	// then serves headers, repairs and fdatasync. Nil when the WAL writes
+	// through the page cache.
+	direct    *directWriter
+	noDirect  bool  // O_DIRECT was refused once: do not try again
+	off       int64 // where the next record goes in f
+	headerEnd int64 // end of the header records of f
 	next      chan prepared
 	buf       []byte // reused encoding buffer
 }
@@ -209,10 +219,27 @@ func (w *WAL) installSegment(f *os.File, tmp string, seq, firstIndex uint64) err
 		}
 	}
 	w.segs = append(w.segs, segment{seq: seq, firstIndex: firstIndex, path: path})
-	w.f = f
-	w.off = int64(len(buf))
-	w.headerEnd = w.off
+	w.headerEnd = int64(len(buf))
+	w.appendTo(f, path, w.headerEnd)
 	return nil
+}
+
+// appendTo makes f, the segment at path whose valid data ends at off, the
+// one records are appended to, with direct writes where the filesystem
+// allows them.
+func (w *WAL) appendTo(f *os.File, path string, off int64) {
+	w.f, w.off, w.direct = f, off, nil
+	if w.o.NoFsync || w.o.NoDirectIO || w.noDirect {
+		return
+	}
+	d, err := openDirect(path, off)
+	if err != nil {
+		w.noDirect = true
+		w.lg.Info("the WAL writes through the page cache: direct I/O is not available here",
+			zap.String("file", path), zap.Error(err))
+		return
+	}
+	w.direct = d
 }
 
 // prepareNext starts allocating the next segment in the background, so
@@ -242,7 +269,7 @@ func (w *WAL) cut(firstIndex uint64) error {
 	if p.err != nil {
 		return fmt.Errorf("wal: prepare next segment: %w", p.err)
 	}
-	old := w.f
+	old, oldDirect := w.f, w.direct
 	seq := w.segs[len(w.segs)-1].seq + 1
 	if err := w.installSegment(p.f, p.path, seq, firstIndex); err != nil {
 		p.f.Close()
@@ -250,16 +277,21 @@ func (w *WAL) cut(firstIndex uint64) error {
 		return err
 	}
 	w.prepareNext()
+	if oldDirect != nil {
+		oldDirect.close()
+	}
 	return old.Close()
 }
 
 // sync makes everything written so far durable.
-func (w *WAL) sync() error {
+func (w *WAL) sync() error { return w.syncSince(time.Now()) }
+
+// syncSince is sync, reporting the time since start to OnFsync.
+func (w *WAL) syncSince(start time.Time) error {
 	if w.o.NoFsync {
 		return nil
 	}
-	start := time.Now()
-	err := fdatasync(w.f)
+	err := fdatasync(w.f) // also flushes what w.direct wrote: same file
 	d := time.Since(start)
 	if w.o.OnFsync != nil {
 		w.o.OnFsync(d)
@@ -297,6 +329,12 @@ func (w *WAL) Close() error {
 	if w.f != nil {
 		if w.state == stateWritable && w.err == nil {
 			err = w.sync()
+		}
+		if w.direct != nil {
+			if cerr := w.direct.close(); err == nil {
+				err = cerr
+			}
+			w.direct = nil
 		}
 		if cerr := w.f.Close(); err == nil {
 			err = cerr

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ballastdb/ballast/hack/bench/load"
 )
@@ -18,15 +19,18 @@ type floorResult struct {
 	BlockBytes int          `json:"block_bytes"`
 	Written    load.Summary `json:"overwrite_ms"`  // file written and synced beforehand: a pure data flush
 	Fallocated load.Summary `json:"fallocated_ms"` // fallocate'd, never written: each sync also converts an extent, as in a preallocated WAL
+	Direct     load.Summary `json:"direct_ms"`     // written file, O_DIRECT writes (as Ballast's WAL): the page cache left out
 }
 
 // measureFloor times iterations of a 4 KiB pwrite + fdatasync at sequential
-// offsets of a preallocated file in dir, twice: once on a file whose blocks
-// were written and synced beforehand, once on a fallocate'd one.
+// offsets of a preallocated file in dir, three times: on a file whose blocks
+// were written and synced beforehand, on a fallocate'd one, and on a
+// written one with O_DIRECT writes (skipped, left zero, where the
+// filesystem refuses O_DIRECT).
 func measureFloor(dir string, iterations int) (floorResult, error) {
 	const block = 4096
 	res := floorResult{Dir: dir, Iterations: iterations, BlockBytes: block}
-	run := func(name string, prewrite bool) (load.Summary, error) {
+	run := func(name string, prewrite, direct bool) (load.Summary, error) {
 		path := filepath.Join(dir, name)
 		defer os.Remove(path)
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
@@ -45,14 +49,21 @@ func measureFloor(dir string, iterations int) (floorResult, error) {
 		if err := f.Sync(); err != nil {
 			return load.Summary{}, err
 		}
-		buf := make([]byte, block)
+		buf := alignedBlock(block)
 		for i := range buf {
 			buf[i] = byte(i)
+		}
+		w := f
+		if direct {
+			if w, err = os.OpenFile(path, os.O_RDWR|syscall.O_DIRECT, 0); err != nil {
+				return load.Summary{}, nil
+			}
+			defer w.Close()
 		}
 		lat := make([]time.Duration, 0, iterations)
 		for i := range iterations {
 			t := time.Now()
-			if _, err := f.WriteAt(buf, int64(i)*block); err != nil {
+			if _, err := w.WriteAt(buf, int64(i)*block); err != nil {
 				return load.Summary{}, err
 			}
 			if err := syscall.Fdatasync(int(f.Fd())); err != nil {
@@ -63,11 +74,21 @@ func measureFloor(dir string, iterations int) (floorResult, error) {
 		return load.Summarize(lat), nil
 	}
 	var err error
-	if res.Written, err = run("floor-written.dat", true); err != nil {
+	if res.Written, err = run("floor-written.dat", true, false); err != nil {
 		return res, err
 	}
-	if res.Fallocated, err = run("floor-fallocated.dat", false); err != nil {
+	if res.Fallocated, err = run("floor-fallocated.dat", false, false); err != nil {
+		return res, err
+	}
+	if res.Direct, err = run("floor-direct.dat", true, true); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// alignedBlock returns n bytes at an address O_DIRECT accepts (4 KiB).
+func alignedBlock(n int) []byte {
+	b := make([]byte, n+4096)
+	skip := int(-uintptr(unsafe.Pointer(&b[0])) & 4095)
+	return b[skip : skip+n]
 }

@@ -123,3 +123,36 @@ func TestWriteModes(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectWriteRefused: a filesystem that opens and reads with O_DIRECT
+// but refuses a write (EINVAL) makes the WAL fall back to the page cache
+// for that write and the ones after it, losing nothing.
+func TestDirectWriteRefused(t *testing.T) {
+	lg, logs := observed()
+	o := Options{SegmentSize: 8192, Logger: lg}
+	dir := walDir(t)
+	w := mustCreate(t, dir, []byte("m"), o)
+	if w.direct == nil {
+		t.Skip("the temporary directory refuses O_DIRECT")
+	}
+	mustSave(t, w, hs(1, 1, 0), ents(1, 3, 1))
+	w.direct.base++ // an unaligned offset: the kernel answers EINVAL
+	mustSave(t, w, hs(1, 1, 3), ents(4, 6, 1))
+	if w.direct != nil {
+		t.Fatal("still writing directly after EINVAL")
+	}
+	if logs.FilterMessageSnippet("refused a direct write").Len() != 1 {
+		t.Fatalf("no warning about the fallback: %v", logs.All())
+	}
+	for i := uint64(7); i <= 60; i++ { // through segment cuts
+		mustSave(t, w, hs(1, 1, i-1), ents(i, i, 1))
+	}
+	if w.direct != nil {
+		t.Fatal("a new segment went back to direct writes")
+	}
+	mustClose(t, w)
+	w, r := mustRead(t, dir, Snapshot{}, o)
+	defer w.Close()
+	checkEnts(t, r.ents, ents(1, 60, 1))
+	checkState(t, r.st, hs(1, 1, 59))
+}

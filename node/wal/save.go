@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -114,8 +115,11 @@ func (w *WAL) write(buf []byte, firstIndex uint64, sync bool) error {
 	start := time.Now()
 	var err error
 	if w.direct != nil {
-		err = w.direct.write(buf)
-	} else {
+		if err = w.direct.write(buf); errors.Is(err, syscall.EINVAL) {
+			w.stopDirect(err) // refused before any byte was written
+		}
+	}
+	if w.direct == nil {
 		_, err = w.f.WriteAt(buf, w.off)
 		start = time.Now()
 	}

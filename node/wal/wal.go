@@ -242,6 +242,18 @@ func (w *WAL) appendTo(f *os.File, path string, off int64) {
 	w.direct = d
 }
 
+// stopDirect goes back to writing through the page cache after the
+// filesystem refused a direct write it had accepted to open and read (a
+// block size larger than dioAlign, say). EINVAL comes before any I/O, so
+// the refused write can simply be made again.
+func (w *WAL) stopDirect(err error) {
+	w.lg.Warn("the filesystem refused a direct write; the WAL writes through the page cache from now on",
+		zap.String("file", w.f.Name()), zap.Error(err))
+	w.direct.close()
+	w.direct = nil
+	w.noDirect = true
+}
+
 // prepareNext starts allocating the next segment in the background, so
 // that cutting one costs a header write and a rename, not 64 MiB of zeros
 // in the middle of a Save.

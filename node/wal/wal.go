@@ -248,7 +248,7 @@ func (w *WAL) appendTo(f *os.File, path string, off int64) {
 // the refused write can simply be made again.
 func (w *WAL) stopDirect(err error) {
 	w.lg.Warn("the filesystem refused a direct write; the WAL writes through the page cache from now on",
-		zap.String("file", w.f.Name()), zap.Error(err))
+		zap.String("file", w.segs[len(w.segs)-1].path), zap.Error(err))
 	w.direct.close()
 	w.direct = nil
 	w.noDirect = true

@@ -68,7 +68,7 @@ func (w *WAL) ReadAll() (metadata []byte, st *raftpb.HardState, ents []*raftpb.E
 	w.hs = r.hs
 	w.snap = r.newestSnap
 	w.lastIndex = r.lastIndex
-	w.appendTo(last, w.segs[len(w.segs)-1].path, int64(end))
+	w.appendTo(last, w.lastPath(), int64(end))
 	w.headerEnd = int64(headerEnd)
 	w.state = stateWritable
 	w.prepareNext()

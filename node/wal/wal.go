@@ -242,13 +242,17 @@ func (w *WAL) appendTo(f *os.File, path string, off int64) {
 	w.direct = d
 }
 
+// lastPath is the name of the segment being written. (w.f.Name() is the
+// temporary name it was prepared under.)
+func (w *WAL) lastPath() string { return w.segs[len(w.segs)-1].path }
+
 // stopDirect goes back to writing through the page cache after the
 // filesystem refused a direct write it had accepted to open and read (a
 // block size larger than dioAlign, say). EINVAL comes before any I/O, so
 // the refused write can simply be made again.
 func (w *WAL) stopDirect(err error) {
 	w.lg.Warn("the filesystem refused a direct write; the WAL writes through the page cache from now on",
-		zap.String("file", w.segs[len(w.segs)-1].path), zap.Error(err))
+		zap.String("file", w.lastPath()), zap.Error(err))
 	w.direct.close()
 	w.direct = nil
 	w.noDirect = true
@@ -310,7 +314,7 @@ func (w *WAL) syncSince(start time.Time) error {
 	}
 	if d > slowFsync {
 		w.lg.Warn("slow fdatasync of the WAL; the disk is too slow for raft and leader elections may follow: check disk latency and competing IO",
-			zap.Duration("took", d), zap.String("file", w.f.Name()))
+			zap.Duration("took", d), zap.String("file", w.lastPath()))
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // a client that compresses
 	"google.golang.org/grpc/metadata"
@@ -465,8 +466,14 @@ func TestGracefulStopRefusesNewCallsOnEveryConnection(t *testing.T) {
 	<-entered
 	stopped := make(chan struct{})
 	go func() { f.s.GracefulStop(); close(stopped) }()
-	// Both connections are told at once: a new call on either is not
-	// served here, while both old calls still are.
+	// Both connections are told at once (GOAWAY takes each client
+	// connection out of READY) while both old calls are still running...
+	for _, cc := range []*grpc.ClientConn{f.conn, other} {
+		if !cc.WaitForStateChange(ctxT(t), connectivity.Ready) {
+			t.Fatal("a client connection stayed ready: no GOAWAY reached it")
+		}
+	}
+	// ...and a new call on either is not served here.
 	for _, kv := range []pb.KVClient{pb.NewKVClient(f.conn), kvOther} {
 		ctx, cancel := context.WithTimeout(ctxT(t), 2*time.Second)
 		_, err := kv.Range(ctx, &pb.RangeRequest{Key: []byte("new")}, grpc.WaitForReady(false))

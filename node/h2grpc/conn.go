@@ -50,6 +50,7 @@ const (
 	ctrlRSTStream
 	ctrlGoAway
 	ctrlTableSize
+	ctrlEarlyAbort // fields as a trailers-only answer; val 1: then RST_STREAM NO_ERROR
 )
 
 type ctrlFrame struct {
@@ -57,6 +58,7 @@ type ctrlFrame struct {
 	stream uint32
 	val    uint32 // window increment, error code or table size
 	data   [8]byte
+	fields []hpack.HeaderField
 }
 
 // conn is one client connection.
@@ -236,9 +238,21 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeRefusedStream)})
 	case st == nil:
-		// Not a gRPC request we can answer with a status: refuse it.
 		c.s.opts.Logger.Debug("refused an HTTP/2 stream", zap.Error(err))
-		c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeProtocol)})
+		var ab *abortError
+		if !errors.As(err, &ab) {
+			// Not a request we can answer with a status: refuse it.
+			c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeProtocol)})
+			break
+		}
+		// An HTTP/2 request that is not gRPC gets an HTTP status and a gRPC
+		// status, as grpc-go answers it; if the client is still sending,
+		// RST_STREAM NO_ERROR tells it to stop.
+		abort := ctrlFrame{kind: ctrlEarlyAbort, stream: id, fields: ab.fields()}
+		if !f.StreamEnded() {
+			abort.val = 1
+		}
+		c.queue(abort)
 	default:
 		if f.StreamEnded() {
 			st.deliverData(nil, 0, true)
@@ -509,6 +523,11 @@ func (c *conn) writeControl() {
 			_ = c.wfr.WriteGoAway(f.stream, http2.ErrCodeNo, nil)
 		case ctrlTableSize:
 			c.henc.SetMaxDynamicTableSizeLimit(f.val)
+		case ctrlEarlyAbort:
+			_ = c.writeHeaders(f.stream, true, f.fields)
+			if f.val == 1 {
+				_ = c.wfr.WriteRSTStream(f.stream, http2.ErrCodeNo)
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"testing"
 	"time"
@@ -69,11 +70,17 @@ func (c *rawClient) until(match func(http2.Frame) bool) http2.Frame {
 
 func (c *rawClient) headers(id uint32, endStream bool) {
 	c.t.Helper()
+	c.request(id, endStream, "POST", "application/grpc")
+}
+
+// request sends a request's HEADERS with the given method and content type.
+func (c *rawClient) request(id uint32, endStream bool, method, contentType string) {
+	c.t.Helper()
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
 	for _, f := range []hpack.HeaderField{
-		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/test.Raw/Call"},
-		{Name: ":authority", Value: "x"}, {Name: "content-type", Value: "application/grpc"},
+		{Name: ":method", Value: method}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/test.Raw/Call"},
+		{Name: ":authority", Value: "x"}, {Name: "content-type", Value: contentType},
 	} {
 		_ = enc.WriteField(f)
 	}
@@ -106,6 +113,61 @@ func TestEvenStreamIDIsAProtocolError(t *testing.T) {
 	c := dialRaw(t, Options{})
 	c.headers(2, true)
 	c.until(goAwayWith(http2.ErrCodeProtocol))
+}
+
+// TestNotAGRPCRequest: an HTTP/2 request that is not gRPC gets grpc-go's
+// answer: an HTTP status, a gRPC status and message, end of stream, and
+// RST_STREAM NO_ERROR when the client had not finished sending.
+func TestNotAGRPCRequest(t *testing.T) {
+	tests := []struct {
+		name, method, contentType string
+		endStream                 bool
+		wantHTTP, wantCode        string
+		wantMessage               string
+	}{
+		{"JSON body", "POST", "application/json", false, "415", "3", `invalid gRPC request content-type "application/json"`},
+		{"no content type", "POST", "", true, "415", "3", `invalid gRPC request content-type ""`},
+		{"GET", "GET", "application/grpc", true, "405", "13", `Received a HEADERS frame with :method "GET" which should be POST`},
+		{"content type is checked first", "GET", "text/html", false, "415", "3", `invalid gRPC request content-type "text/html"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialRaw(t, Options{})
+			c.request(1, tt.endStream, tt.method, tt.contentType)
+			h := c.until(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
+			if h.StreamID != 1 || !h.StreamEnded() {
+				t.Fatalf("answer on stream %d, end of stream %v", h.StreamID, h.StreamEnded())
+			}
+			got := map[string]string{}
+			for _, f := range h.Fields {
+				got[f.Name] = f.Value
+			}
+			want := map[string]string{":status": tt.wantHTTP, "content-type": "application/grpc",
+				"grpc-status": tt.wantCode, "grpc-message": encodeMessage(tt.wantMessage)}
+			if !maps.Equal(got, want) {
+				t.Fatalf("answer headers %v, want %v", got, want)
+			}
+			if tt.endStream {
+				// Nothing more for this stream: the next frame is the
+				// answer to a ping.
+				if err := c.fr.WritePing(false, [8]byte{1}); err != nil {
+					t.Fatal(err)
+				}
+				if f := c.until(func(f http2.Frame) bool {
+					_, rst := f.(*http2.RSTStreamFrame)
+					p, ping := f.(*http2.PingFrame)
+					return rst || (ping && p.IsAck())
+				}); f.Header().Type != http2.FramePing {
+					t.Fatalf("got %v after the answer, want nothing for the stream", f)
+				}
+				return
+			}
+			f := c.until(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+			if f.StreamID != 1 || f.ErrCode != http2.ErrCodeNo {
+				t.Fatalf("RST_STREAM stream %d code %v, want stream 1 NO_ERROR", f.StreamID, f.ErrCode)
+			}
+		})
+	}
 }
 
 func TestFlowControlViolationResetsTheStream(t *testing.T) {

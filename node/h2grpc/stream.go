@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,8 +103,14 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 			md[hf.Name] = append(md[hf.Name], v)
 		}
 	}
-	if method != "POST" || !isGRPCContentType(contentType) {
-		return nil, errors.New("not a gRPC request: method " + method + ", content-type " + contentType)
+	// grpc-go's checks, texts and HTTP statuses, in its order.
+	if !isGRPCContentType(contentType) {
+		return nil, &abortError{http.StatusUnsupportedMediaType,
+			status.Newf(codes.InvalidArgument, "invalid gRPC request content-type %q", contentType)}
+	}
+	if method != http.MethodPost {
+		return nil, &abortError{http.StatusMethodNotAllowed,
+			status.Newf(codes.Internal, "Received a HEADERS frame with :method %q which should be POST", method)}
 	}
 	c.fcMu.Lock()
 	st.sendWin = c.peerInitWin
@@ -124,6 +132,25 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		st.h = handler{failure: unknownMethod(st.method, c.s.svcs)}
 	}
 	return st, nil
+}
+
+// abortError refuses a request that is HTTP/2 but not gRPC: the answer is
+// trailers-only with an HTTP status other than 200.
+type abortError struct {
+	httpStatus int
+	st         *status.Status
+}
+
+func (e *abortError) Error() string { return e.st.Message() }
+
+// fields are the answer's headers.
+func (e *abortError) fields() []hpack.HeaderField {
+	return []hpack.HeaderField{
+		{Name: ":status", Value: strconv.Itoa(e.httpStatus)},
+		hdrContentType,
+		{Name: "grpc-status", Value: codeString(e.st.Code())},
+		{Name: "grpc-message", Value: encodeMessage(e.st.Message())},
+	}
 }
 
 // serve runs the call's handler and writes its outcome.

@@ -2,6 +2,7 @@ package h2grpc
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -14,37 +15,40 @@ import (
 )
 
 // parseTimeout decodes a grpc-timeout value ("100m": up to eight digits and
-// a unit) into nanoseconds; -1 when it is malformed, and the call then has
-// no deadline.
-func parseTimeout(v string) int64 {
-	if len(v) < 2 || len(v) > 9 {
-		return -1
+// a unit) into a duration. Its errors are grpc-go's: a call with a
+// malformed timeout is refused.
+func parseTimeout(v string) (time.Duration, error) {
+	if len(v) < 2 {
+		return 0, fmt.Errorf("transport: timeout string is too short: %q", v)
 	}
-	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-	if err != nil || n < 0 {
-		return -1
+	if len(v) > 9 {
+		return 0, fmt.Errorf("transport: timeout string is too long: %q", v)
 	}
-	var unit int64
+	var unit time.Duration
 	switch v[len(v)-1] {
 	case 'H':
-		unit = int64(time.Hour)
+		unit = time.Hour
 	case 'M':
-		unit = int64(time.Minute)
+		unit = time.Minute
 	case 'S':
-		unit = int64(time.Second)
+		unit = time.Second
 	case 'm':
-		unit = int64(time.Millisecond)
+		unit = time.Millisecond
 	case 'u':
-		unit = int64(time.Microsecond)
+		unit = time.Microsecond
 	case 'n':
-		unit = 1
+		unit = time.Nanosecond
 	default:
-		return -1
+		return 0, fmt.Errorf("transport: timeout unit is not recognized: %q", v)
 	}
-	if n > math.MaxInt64/unit {
-		return math.MaxInt64
+	n, err := strconv.ParseUint(v[:len(v)-1], 10, 64)
+	if err != nil {
+		return 0, err
 	}
-	return n * unit
+	if n > uint64(math.MaxInt64/unit) {
+		return math.MaxInt64, nil
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // isGRPCContentType accepts "application/grpc" and its "+codec" and

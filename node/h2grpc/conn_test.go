@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"testing"
 	"time"
@@ -73,15 +74,16 @@ func (c *rawClient) headers(id uint32, endStream bool) {
 	c.request(id, endStream, "POST", "application/grpc")
 }
 
-// request sends a request's HEADERS with the given method and content type.
-func (c *rawClient) request(id uint32, endStream bool, method, contentType string) {
+// request sends a request's HEADERS with the given method, content type
+// and extra fields.
+func (c *rawClient) request(id uint32, endStream bool, method, contentType string, extra ...hpack.HeaderField) {
 	c.t.Helper()
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
-	for _, f := range []hpack.HeaderField{
+	for _, f := range append([]hpack.HeaderField{
 		{Name: ":method", Value: method}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/test.Raw/Call"},
 		{Name: ":authority", Value: "x"}, {Name: "content-type", Value: contentType},
-	} {
+	}, extra...) {
 		_ = enc.WriteField(f)
 	}
 	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: buf.Bytes(), EndHeaders: true, EndStream: endStream}); err != nil {
@@ -119,21 +121,27 @@ func TestEvenStreamIDIsAProtocolError(t *testing.T) {
 // answer: an HTTP status, a gRPC status and message, end of stream, and
 // RST_STREAM NO_ERROR when the client had not finished sending.
 func TestNotAGRPCRequest(t *testing.T) {
+	badTimeout := hpack.HeaderField{Name: "grpc-timeout", Value: "10x"}
+	badBinary := hpack.HeaderField{Name: "trace-bin", Value: "%%%"}
 	tests := []struct {
 		name, method, contentType string
+		extra                     []hpack.HeaderField
 		endStream                 bool
 		wantHTTP, wantCode        string
 		wantMessage               string
 	}{
-		{"JSON body", "POST", "application/json", false, "415", "3", `invalid gRPC request content-type "application/json"`},
-		{"no content type", "POST", "", true, "415", "3", `invalid gRPC request content-type ""`},
-		{"GET", "GET", "application/grpc", true, "405", "13", `Received a HEADERS frame with :method "GET" which should be POST`},
-		{"content type is checked first", "GET", "text/html", false, "415", "3", `invalid gRPC request content-type "text/html"`},
+		{"JSON body", "POST", "application/json", nil, false, "415", "3", `invalid gRPC request content-type "application/json"`},
+		{"no content type", "POST", "", nil, true, "415", "3", `invalid gRPC request content-type ""`},
+		{"GET", "GET", "application/grpc", nil, true, "405", "13", `Received a HEADERS frame with :method "GET" which should be POST`},
+		{"content type is checked first", "GET", "text/html", []hpack.HeaderField{badTimeout}, false, "415", "3", `invalid gRPC request content-type "text/html"`},
+		{"malformed grpc-timeout", "POST", "application/grpc", []hpack.HeaderField{badTimeout}, false, "400", "13", `malformed grpc-timeout: transport: timeout unit is not recognized: "10x"`},
+		{"malformed binary metadata", "POST", "application/grpc", []hpack.HeaderField{badBinary}, true, "400", "13", `malformed binary metadata "%%%" in header "trace-bin": illegal base64 data at input byte 0`},
+		{"header errors before the method", "GET", "application/grpc", []hpack.HeaderField{badBinary}, true, "400", "13", `malformed binary metadata "%%%" in header "trace-bin": illegal base64 data at input byte 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, Options{})
-			c.request(1, tt.endStream, tt.method, tt.contentType)
+			c.request(1, tt.endStream, tt.method, tt.contentType, tt.extra...)
 			h := c.until(func(f http2.Frame) bool { _, ok := f.(*http2.MetaHeadersFrame); return ok }).(*http2.MetaHeadersFrame)
 			if h.StreamID != 1 || !h.StreamEnded() {
 				t.Fatalf("answer on stream %d, end of stream %v", h.StreamID, h.StreamEnded())
@@ -205,25 +213,34 @@ func TestSilentConnectionIsClosed(t *testing.T) {
 
 func TestParseTimeout(t *testing.T) {
 	tests := []struct {
-		in   string
-		want int64
+		in      string
+		want    time.Duration
+		wantErr string // grpc-go's texts
 	}{
-		{"100m", int64(100 * time.Millisecond)},
-		{"5S", int64(5 * time.Second)},
-		{"1H", int64(time.Hour)},
-		{"2M", int64(2 * time.Minute)},
-		{"7u", 7000},
-		{"9n", 9},
-		{"99999999S", int64(99999999 * time.Second)},
-		{"", -1},
-		{"m", -1},
-		{"10x", -1},
-		{"-1S", -1},
-		{"123456789S", -1}, // more than eight digits
+		{in: "100m", want: 100 * time.Millisecond},
+		{in: "5S", want: 5 * time.Second},
+		{in: "1H", want: time.Hour},
+		{in: "2M", want: 2 * time.Minute},
+		{in: "7u", want: 7000},
+		{in: "9n", want: 9},
+		{in: "99999999S", want: 99999999 * time.Second},
+		{in: "99999999H", want: math.MaxInt64}, // clamped, not overflowed
+		{in: "", wantErr: `transport: timeout string is too short: ""`},
+		{in: "m", wantErr: `transport: timeout string is too short: "m"`},
+		{in: "10x", wantErr: `transport: timeout unit is not recognized: "10x"`},
+		{in: "-1S", wantErr: `strconv.ParseUint: parsing "-1": invalid syntax`},
+		{in: "123456789S", wantErr: `transport: timeout string is too long: "123456789S"`},
 	}
 	for _, tt := range tests {
-		if got := parseTimeout(tt.in); got != tt.want {
-			t.Errorf("parseTimeout(%q) = %d, want %d", tt.in, got, tt.want)
+		got, err := parseTimeout(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("parseTimeout(%q) error %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseTimeout(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
 	}
 }

@@ -71,8 +71,9 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	md := metadata.MD{}
 	var (
 		method, contentType string
-		timeout             int64 = -1
+		timeout             time.Duration = -1
 		encoding            string
+		headerErr           *status.Status // the last malformed header, as grpc-go keeps it
 	)
 	for _, hf := range f.Fields {
 		switch hf.Name {
@@ -83,7 +84,12 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		case "content-type":
 			contentType = hf.Value
 		case "grpc-timeout":
-			timeout = parseTimeout(hf.Value)
+			d, err := parseTimeout(hf.Value)
+			if err != nil {
+				headerErr = status.Newf(codes.Internal, "malformed grpc-timeout: %v", err)
+				continue
+			}
+			timeout = d
 		case "grpc-encoding":
 			encoding = hf.Value
 		default:
@@ -96,7 +102,8 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 			if isBinaryHeader(hf.Name) {
 				b, err := decodeBinaryHeader(v)
 				if err != nil {
-					return nil, err
+					headerErr = status.Newf(codes.Internal, "malformed binary metadata %q in header %q: %v", v, hf.Name, err)
+					continue
 				}
 				v = string(b)
 			}
@@ -108,6 +115,9 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 		return nil, &abortError{http.StatusUnsupportedMediaType,
 			status.Newf(codes.InvalidArgument, "invalid gRPC request content-type %q", contentType)}
 	}
+	if headerErr != nil {
+		return nil, &abortError{http.StatusBadRequest, headerErr}
+	}
 	if method != http.MethodPost {
 		return nil, &abortError{http.StatusMethodNotAllowed,
 			status.Newf(codes.Internal, "Received a HEADERS frame with :method %q which should be POST", method)}
@@ -118,7 +128,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	st.granted = uint64(c.s.opts.StreamWindow)
 	ctx := metadata.NewIncomingContext(c.ctx, md)
 	if timeout >= 0 {
-		ctx, st.cancel = context.WithTimeout(ctx, time.Duration(timeout))
+		ctx, st.cancel = context.WithTimeout(ctx, timeout)
 	} else {
 		ctx, st.cancel = context.WithCancel(ctx)
 	}

@@ -223,7 +223,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if id%2 == 0 || id <= c.lastStreamID {
 		return c.fatal(http2.ErrCodeProtocol, "", fmt.Errorf("invalid stream ID %d after %d", id, c.lastStreamID))
 	}
-	st, err := c.newStream(f)
+	st, ab := c.newStream(f)
 	c.smu.Lock()
 	c.lastStreamID = id
 	refuse := c.goingAway || c.closeErr != nil
@@ -238,16 +238,10 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeRefusedStream)})
 	case st == nil:
-		c.s.opts.Logger.Debug("refused an HTTP/2 stream", zap.Error(err))
-		var ab *abortError
-		if !errors.As(err, &ab) {
-			// Not a request we can answer with a status: refuse it.
-			c.queue(ctrlFrame{kind: ctrlRSTStream, stream: id, val: uint32(http2.ErrCodeProtocol)})
-			break
-		}
-		// An HTTP/2 request that is not gRPC gets an HTTP status and a gRPC
-		// status, as grpc-go answers it; if the client is still sending,
-		// RST_STREAM NO_ERROR tells it to stop.
+		// A request that is not a well-formed gRPC call gets an HTTP status
+		// and a gRPC status, as grpc-go answers it; if the client is still
+		// sending, RST_STREAM NO_ERROR tells it to stop.
+		c.s.opts.Logger.Debug("refused an HTTP/2 stream", zap.String("reason", ab.st.Message()))
 		abort := ctrlFrame{kind: ctrlEarlyAbort, stream: id, fields: ab.fields()}
 		if !f.StreamEnded() {
 			abort.val = 1

@@ -64,9 +64,9 @@ type stream struct {
 	trailer    metadata.MD
 }
 
-// newStream builds a stream from a request's headers, or returns an error
-// when they are not those of a gRPC call.
-func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
+// newStream builds a stream from a request's headers, or says why they are
+// not those of a gRPC call.
+func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, *earlyAbort) {
 	st := &stream{c: c, id: f.StreamID, rwake: make(chan struct{}, 1)}
 	md := metadata.MD{}
 	var (
@@ -112,14 +112,14 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	}
 	// grpc-go's checks, texts and HTTP statuses, in its order.
 	if !isGRPCContentType(contentType) {
-		return nil, &abortError{http.StatusUnsupportedMediaType,
+		return nil, &earlyAbort{http.StatusUnsupportedMediaType,
 			status.Newf(codes.InvalidArgument, "invalid gRPC request content-type %q", contentType)}
 	}
 	if headerErr != nil {
-		return nil, &abortError{http.StatusBadRequest, headerErr}
+		return nil, &earlyAbort{http.StatusBadRequest, headerErr}
 	}
 	if method != http.MethodPost {
-		return nil, &abortError{http.StatusMethodNotAllowed,
+		return nil, &earlyAbort{http.StatusMethodNotAllowed,
 			status.Newf(codes.Internal, "Received a HEADERS frame with :method %q which should be POST", method)}
 	}
 	c.fcMu.Lock()
@@ -144,17 +144,15 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, error) {
 	return st, nil
 }
 
-// abortError refuses a request that is HTTP/2 but not gRPC: the answer is
-// trailers-only with an HTTP status other than 200.
-type abortError struct {
+// earlyAbort refuses a request that is HTTP/2 but not a well-formed gRPC
+// call: the answer is trailers-only with an HTTP status other than 200.
+type earlyAbort struct {
 	httpStatus int
 	st         *status.Status
 }
 
-func (e *abortError) Error() string { return e.st.Message() }
-
 // fields are the answer's headers.
-func (e *abortError) fields() []hpack.HeaderField {
+func (e *earlyAbort) fields() []hpack.HeaderField {
 	return []hpack.HeaderField{
 		{Name: ":status", Value: strconv.Itoa(e.httpStatus)},
 		hdrContentType,

@@ -439,6 +439,14 @@ func (c *conn) removeStream(st *stream) {
 	}
 }
 
+// callsInProgress reports whether some call on the connection has not
+// finished yet.
+func (c *conn) callsInProgress() bool {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return len(c.streams) > 0
+}
+
 // resetStream ends the stream's call and sends RST_STREAM; the stream
 // leaves the table when its handler returns.
 func (c *conn) resetStream(id uint32, code http2.ErrCode) {
@@ -472,9 +480,13 @@ func (c *conn) wakeFlusher() {
 }
 
 // flusher writes queued control frames and flushes the write buffer
-// whenever something was written. Before flushing it lets the other
-// runnable goroutines go first: handlers woken by the same raft apply
-// batch then add their answers, and the batch leaves in one write.
+// whenever something was written. While other calls on the connection are
+// in progress it first lets the other runnable goroutines go: handlers
+// woken by the same raft apply batch then add their answers, and the batch
+// leaves in one write. With no call left to answer it writes at once:
+// runtime.Gosched queues the flusher behind everything runnable, including
+// goroutines about to block this thread in a syscall (a WAL write), and a
+// lone client would wait for that.
 func (c *conn) flusher() {
 	for {
 		select {
@@ -482,7 +494,9 @@ func (c *conn) flusher() {
 		case <-c.done:
 			return
 		}
-		runtime.Gosched()
+		if c.callsInProgress() {
+			runtime.Gosched()
+		}
 		c.wmu.Lock()
 		c.flushPending.Store(false)
 		c.writeControl()

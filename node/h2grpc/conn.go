@@ -474,6 +474,13 @@ func (c *conn) removeStream(st *stream) {
 	}
 }
 
+// onlyCall reports whether st is the only call in progress.
+func (c *conn) onlyCall(st *stream) bool {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return len(c.streams) == 1 && c.streams[st.id] == st
+}
+
 // callsInProgress reports whether some call on the connection has not
 // finished yet.
 func (c *conn) callsInProgress() bool {

@@ -81,11 +81,6 @@ type conn struct {
 	flushPending atomic.Bool
 	ctrlMu       sync.Mutex
 	ctrl         []ctrlFrame
-	// pingAckHeld: a PING answer waits in ctrl for a call's answer to
-	// leave with it, or for pingAckTimer, whichever comes first (see
-	// onPing). Both guarded by ctrlMu.
-	pingAckHeld  bool
-	pingAckTimer *time.Timer
 
 	// Send flow control.
 	fcMu         sync.Mutex
@@ -359,38 +354,8 @@ func (c *conn) onPing(f *http2.PingFrame) error {
 			zap.Stringer("remote-addr", c.nc.RemoteAddr()), zap.Duration("min-time", c.s.opts.KeepaliveMinTime))
 		return c.fatal(http2.ErrCodeEnhanceYourCalm, "too_many_pings", errors.New("too many pings"))
 	}
-	ack := ctrlFrame{kind: ctrlPingAck, data: f.Data}
-	if d := c.s.opts.PingAckDelay; d > 0 {
-		c.holdPingAck(ack, d)
-		return nil
-	}
-	c.queue(ack)
+	c.queue(ctrlFrame{kind: ctrlPingAck, data: f.Data})
 	return nil
-}
-
-// holdPingAck queues a PING answer without waking the flusher: it leaves
-// with the next flush, at the latest after d. grpc-go clients ping when an
-// answer arrives and their previous ping has been answered, so the ping
-// usually comes just before the next call; its answer then leaves in the
-// same write as that call's answer, after it, and the client, reading the
-// answer's data first, does not ping for it. One write and one wake-up of
-// the client serve both, and the client pings half as often.
-func (c *conn) holdPingAck(ack ctrlFrame, d time.Duration) {
-	c.ctrlMu.Lock()
-	c.ctrl = append(c.ctrl, ack)
-	n := len(c.ctrl)
-	if !c.pingAckHeld {
-		c.pingAckHeld = true
-		if c.pingAckTimer == nil {
-			c.pingAckTimer = time.AfterFunc(d, c.wakeFlusher)
-		} else {
-			c.pingAckTimer.Reset(d)
-		}
-	}
-	c.ctrlMu.Unlock()
-	if n > maxQueuedControl {
-		go c.close(errors.New("the client does not read our control frames"))
-	}
 }
 
 // fatal ends the connection with a GOAWAY carrying code and debug.
@@ -556,10 +521,6 @@ func (c *conn) writeControl() {
 	c.ctrlMu.Lock()
 	q := c.ctrl
 	c.ctrl = nil
-	if c.pingAckHeld {
-		c.pingAckHeld = false
-		c.pingAckTimer.Stop()
-	}
 	c.ctrlMu.Unlock()
 	for _, f := range q {
 		switch f.kind {

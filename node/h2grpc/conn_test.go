@@ -111,60 +111,6 @@ func TestTooManyPings(t *testing.T) {
 	}
 }
 
-func pingAck(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() }
-
-// settled waits for the server's answer to our SETTINGS: after it the
-// server has nothing left to write on its own.
-func (c *rawClient) settled() {
-	c.t.Helper()
-	c.until(func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
-}
-
-// TestPingAnswerLeavesWithTheNextAnswer: the answer to a PING waits for
-// the next write, here a call's answer, and follows it.
-func TestPingAnswerLeavesWithTheNextAnswer(t *testing.T) {
-	c := dialRaw(t, Options{PingAckDelay: time.Hour})
-	c.settled()
-	if err := c.fr.WritePing(false, [8]byte{7}); err != nil {
-		t.Fatal(err)
-	}
-	// The call ends when its deadline passes; its answer is the next write.
-	c.request(1, true, "POST", "application/grpc", hpack.HeaderField{Name: "grpc-timeout", Value: "20m"})
-	f := c.until(func(f http2.Frame) bool { _, h := f.(*http2.MetaHeadersFrame); return h || pingAck(f) })
-	if h, ok := f.(*http2.MetaHeadersFrame); !ok || h.StreamID != 1 || !h.StreamEnded() {
-		t.Fatalf("first frame %v, want the call's answer", f)
-	}
-	if p := c.until(func(f http2.Frame) bool { _, h := f.(*http2.MetaHeadersFrame); return h || pingAck(f) }); !pingAck(p) || p.(*http2.PingFrame).Data != [8]byte{7} {
-		t.Fatalf("after the answer %v, want the PING answer", p)
-	}
-}
-
-// TestPingAnswerWaitsAtMostTheDelay: with nothing else to write, the PING
-// answer leaves once PingAckDelay has passed, and not before.
-func TestPingAnswerWaitsAtMostTheDelay(t *testing.T) {
-	const delay = 30 * time.Millisecond
-	c := dialRaw(t, Options{PingAckDelay: delay})
-	c.settled()
-	start := time.Now()
-	if err := c.fr.WritePing(false, [8]byte{9}); err != nil {
-		t.Fatal(err)
-	}
-	c.until(pingAck)
-	if waited := time.Since(start); waited < delay {
-		t.Fatalf("PING answered after %v, before the %v delay with nothing else to write", waited, delay)
-	}
-	// A negative delay answers at once: the answer comes before a call's.
-	c = dialRaw(t, Options{PingAckDelay: -1})
-	c.settled()
-	if err := c.fr.WritePing(false, [8]byte{9}); err != nil {
-		t.Fatal(err)
-	}
-	c.request(1, true, "POST", "application/grpc", hpack.HeaderField{Name: "grpc-timeout", Value: "20m"})
-	if f := c.until(func(f http2.Frame) bool { _, h := f.(*http2.MetaHeadersFrame); return h || pingAck(f) }); !pingAck(f) {
-		t.Fatalf("first frame %v, want the PING answer", f)
-	}
-}
-
 func TestEvenStreamIDIsAProtocolError(t *testing.T) {
 	c := dialRaw(t, Options{})
 	c.headers(2, true)

@@ -36,13 +36,6 @@ type Options struct {
 	// Handshake returns the AuthInfo handlers see in peer.FromContext for
 	// a connection (nil: none).
 	Handshake func(net.Conn) credentials.AuthInfo
-	// PingAckDelay is how long the answer to a client's PING may wait to
-	// leave in the same write as other frames, a call's answer typically
-	// (default 2 ms; negative: answer at once). grpc-go clients ping after
-	// nearly every answer they receive, to estimate the bandwidth-delay
-	// product: answered apart, each ping costs a write and a wake-up of
-	// the client of its own.
-	PingAckDelay time.Duration
 	// Workers is the number of pooled goroutines that run calls (default
 	// 256). Calls beyond them get a goroutine of their own.
 	Workers int
@@ -54,7 +47,6 @@ const (
 	defaultStreamWindow   = 1 << 20
 	defaultConnWindow     = 16 << 20
 	defaultWorkers        = 256
-	defaultPingAckDelay   = 2 * time.Millisecond
 	// initialWindow is HTTP/2's window before any SETTINGS or WINDOW_UPDATE.
 	initialWindow = 65535
 )
@@ -68,9 +60,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ConnWindow < initialWindow {
 		o.ConnWindow = defaultConnWindow
-	}
-	if o.PingAckDelay == 0 {
-		o.PingAckDelay = defaultPingAckDelay
 	}
 	if o.KeepaliveMinTime <= 0 {
 		o.KeepaliveMinTime = 5 * time.Minute

@@ -245,6 +245,29 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// TestErrorDetails: a status with details reaches the client whole, in
+// grpc-status-details-bin.
+func TestErrorDetails(t *testing.T) {
+	f := start(t, Options{})
+	st, err := status.New(codes.FailedPrecondition, "not now").WithDetails(&pb.ResponseHeader{ClusterId: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.kv.putErr = st.Err()
+	_, err = pb.NewKVClient(f.conn).Put(ctxT(t), &pb.PutRequest{Key: []byte("k")})
+	got, _ := status.FromError(err)
+	if got.Code() != codes.FailedPrecondition || got.Message() != "not now" {
+		t.Fatalf("got %v", err)
+	}
+	d := got.Details()
+	if len(d) != 1 {
+		t.Fatalf("details %v, want the ResponseHeader sent", d)
+	}
+	if h, ok := d[0].(*pb.ResponseHeader); !ok || h.GetClusterId() != 7 {
+		t.Fatalf("details %v, want the ResponseHeader sent", d)
+	}
+}
+
 func TestLargeMessagesAndStreams(t *testing.T) {
 	// Small windows on both sides make every direction wait for window
 	// updates: flow control, frame splitting and message reassembly.

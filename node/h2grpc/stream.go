@@ -464,9 +464,13 @@ func (st *stream) finish(err error) {
 	if msg := s.Message(); msg != "" {
 		fields = append(fields, hpack.HeaderField{Name: "grpc-message", Value: encodeMessage(msg)})
 	}
-	if p := s.Proto(); len(p.GetDetails()) > 0 {
-		if b, err := proto.Marshal(p); err == nil {
-			fields = append(fields, hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBinaryHeader(b)})
+	// s.Proto copies the status: not worth it for an OK one, which has
+	// no details.
+	if s.Code() != codes.OK {
+		if p := s.Proto(); len(p.GetDetails()) > 0 {
+			if b, err := proto.Marshal(p); err == nil {
+				fields = append(fields, hpack.HeaderField{Name: "grpc-status-details-bin", Value: encodeBinaryHeader(b)})
+			}
 		}
 	}
 	fields = appendMD(fields, st.trailer)

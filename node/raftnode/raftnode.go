@@ -441,14 +441,16 @@ func (n *Node) handle(rd *raft.Ready) bool {
 	}
 	early, late := splitMessages(rd.Messages)
 	n.send(early)
-	if c != nil && !rd.MustSync {
+	if c != nil && !rd.MustSync && len(rd.Messages) == 0 {
 		// The applier was just made runnable on this P, behind us. A write
 		// that need not be synced (a commit index, typically: the only
 		// state a single member's second Ready carries) is not urgent,
 		// but the syscall would hold this P with the applier parked on it
 		// until another thread woke and stole it: 40-130 µs on a VM, on
 		// the path of every single-client write. Let the applier (and the
-		// handlers it wakes) run here first.
+		// handlers it wakes) run here first. Not when peers wait on us:
+		// the yield puts the loop behind everything runnable, and a
+		// leader's next appends would wait for the handlers.
 		runtime.Gosched()
 	}
 	err := n.persist(rd)

@@ -8,7 +8,8 @@ import (
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/ballastdb/ballast/node/raftwire"
 )
 
 // Wire format of a message stream (the body of POST /raft/stream) and of the
@@ -17,7 +18,7 @@ import (
 //	frame     = kind length payload
 //	kind      = 1 byte: 1 message, 2 keepalive (any other value is an error)
 //	length    = 4 bytes, big-endian uint32: the size of payload
-//	payload   = a protobuf-marshalled raftpb.Message (empty for a keepalive)
+//	payload   = a protobuf-encoded raftpb.Message (empty for a keepalive)
 //
 // A keepalive carries no message: the sender writes one when its stream has
 // been idle, so that both ends notice a dead connection. A stream is a
@@ -47,7 +48,7 @@ var (
 func appendFrame(buf []byte, m *raftpb.Message) ([]byte, error) {
 	start := len(buf)
 	buf = append(buf, frameMessage, 0, 0, 0, 0)
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, m)
+	buf, err := raftwire.AppendMessage(buf, m)
 	if err != nil {
 		return buf[:start], err
 	}
@@ -97,9 +98,9 @@ func (fr *frameReader) next() (*raftpb.Message, int, error) {
 	if err := fr.fill(n); err != nil {
 		return nil, frameHeaderSize, err
 	}
-	m := &raftpb.Message{}
-	// proto.Unmarshal copies bytes fields, so the buffer can be reused.
-	if err := proto.Unmarshal(fr.buf[:n], m); err != nil {
+	// The message does not alias the buffer, so the buffer can be reused.
+	m, err := raftwire.DecodeMessage(fr.buf[:n])
+	if err != nil {
 		return nil, frameHeaderSize + n, fmt.Errorf("transport: bad raft message: %w", err)
 	}
 	return m, frameHeaderSize + n, nil

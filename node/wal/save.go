@@ -9,7 +9,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
+
+	"github.com/ballastdb/ballast/node/raftwire"
 )
 
 // maxKeptBuf caps the encoding buffer kept between Saves, so one huge
@@ -141,10 +142,7 @@ func appendEntry(buf []byte, e *raftpb.Entry) ([]byte, error) {
 		return buf, errors.New("wal: entry without an index")
 	}
 	buf, start := beginRecord(buf)
-	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, e)
-	if err != nil {
-		return buf[:start], fmt.Errorf("wal: marshal entry %d: %w", e.GetIndex(), err)
-	}
+	buf = raftwire.AppendEntry(buf, e)
 	if len(buf)-start-headerSize > maxDataLen {
 		return buf[:start], fmt.Errorf("wal: entry %d is larger than %d bytes", e.GetIndex(), maxDataLen)
 	}

@@ -89,3 +89,29 @@ func BenchmarkRange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIndexGet looks up random keys, as every put does before it
+// appends a revision. At a million keys the records are far out of the
+// CPU caches, so the cost is mostly memory accesses per search step.
+func BenchmarkIndexGet(b *testing.B) {
+	for _, n := range []int{benchKeySpace, 1000000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			x := newIndex()
+			keys := make([][]byte, n)
+			for i := range keys {
+				keys[i] = []byte(fmt.Sprintf("/registry/pods/default/p%09d", i))
+			}
+			rand.New(rand.NewSource(1)).Shuffle(n, func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+			for i, k := range keys {
+				x.addLocked(k, revision{main: int64(i + 1)})
+			}
+			rng := rand.New(rand.NewSource(2))
+			b.ResetTimer()
+			for b.Loop() {
+				if x.getLocked(keys[rng.Intn(n)]) == nil {
+					b.Fatal("key not found")
+				}
+			}
+		})
+	}
+}

@@ -42,7 +42,7 @@ func (x *index) getLocked(key []byte) *keyIndex {
 func (x *index) addLocked(key []byte, r revision) {
 	ki := x.getLocked(key)
 	if ki == nil {
-		ki = &keyIndex{key: string(key)}
+		ki = newKeyIndex(key)
 		x.tree.ReplaceOrInsert(ki)
 	}
 	ki.add(r)

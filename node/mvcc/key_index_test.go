@@ -135,3 +135,30 @@ func TestKeyIndexLookups(t *testing.T) {
 		}
 	}
 }
+
+func TestNewKeyIndexCopiesKey(t *testing.T) {
+	for n := 0; n <= 200; n++ {
+		key := make([]byte, n)
+		for i := range key {
+			key[i] = byte('a' + (i+n)%26)
+		}
+		want := string(key)
+		ki := newKeyIndex(key)
+		clear(key) // the record must not alias the caller's bytes
+		if ki.key != want {
+			t.Fatalf("len %d: key %q, want %q", n, ki.key, want)
+		}
+		if ki.last != 0 || ki.more != nil {
+			t.Fatalf("len %d: new record is not empty", n)
+		}
+	}
+}
+
+// TestNewKeyIndexAllocation: a record with its key costs one allocation of
+// the size a record and a separate key would have taken together.
+func TestNewKeyIndexAllocation(t *testing.T) {
+	key := make([]byte, 40)
+	if n := testing.AllocsPerRun(100, func() { _ = newKeyIndex(key) }); n != 1 {
+		t.Fatalf("newKeyIndex of a 40-byte key: %v allocations, want 1", n)
+	}
+}

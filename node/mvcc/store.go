@@ -149,7 +149,7 @@ func (s *Store) restore() error {
 				delete(leases, string(h.key))
 			}
 			if ki == nil {
-				ki = &keyIndex{key: string(h.key)}
+				ki = newKeyIndex(h.key)
 				s.idx.tree.ReplaceOrInsert(ki)
 			} else if nr, ok := ki.newest(); ok && !r.after(nr) {
 				rerr = fmt.Errorf("mvcc: key bucket holds revision %d_%d of %q after %d_%d", r.main, r.sub, h.key, nr.main, nr.sub)

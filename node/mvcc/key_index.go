@@ -35,27 +35,16 @@ type keyIndex struct {
 // allocation's size class is the one the record and a separate key would
 // take together, so memory stays the same.
 func newKeyIndex(key []byte) *keyIndex {
-	switch n := len(key); {
-	case n == 0:
-		return &keyIndex{}
-	case n <= 16:
-		return withKey[[16]byte](key)
-	case n <= 32:
-		return withKey[[32]byte](key)
-	case n <= 48:
-		return withKey[[48]byte](key)
-	case n <= 64:
-		return withKey[[64]byte](key)
-	case n <= 80:
-		return withKey[[80]byte](key)
-	case n <= 96:
-		return withKey[[96]byte](key)
-	case n <= 112:
-		return withKey[[112]byte](key)
-	case n <= 128:
-		return withKey[[128]byte](key)
+	if n := len(key); n > 0 && n <= 16*len(withKeyBySize) {
+		return withKeyBySize[(n-1)/16](key)
 	}
 	return &keyIndex{key: string(key)}
+}
+
+// withKeyBySize holds withKey for arrays of 16, 32, … 128 bytes.
+var withKeyBySize = [...]func([]byte) *keyIndex{
+	withKey[[16]byte], withKey[[32]byte], withKey[[48]byte], withKey[[64]byte],
+	withKey[[80]byte], withKey[[96]byte], withKey[[112]byte], withKey[[128]byte],
 }
 
 // withKey allocates a record followed by B, a byte array at least as long

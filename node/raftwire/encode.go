@@ -51,8 +51,8 @@ const (
 	msgResponses  = 14
 )
 
-// EntrySize is the length of e's encoding.
-func EntrySize(e *raftpb.Entry) int {
+// entrySize is the length of e's encoding.
+func entrySize(e *raftpb.Entry) int {
 	if hasUnknown(e) {
 		return proto.Size(e)
 	}
@@ -110,7 +110,7 @@ func AppendMessage(buf []byte, m *raftpb.Message) ([]byte, error) {
 	buf = appendOptional(buf, msgIndex, m.Index)
 	for _, e := range m.Entries {
 		buf = protowire.AppendTag(buf, msgEntries, protowire.BytesType)
-		buf = protowire.AppendVarint(buf, uint64(EntrySize(e)))
+		buf = protowire.AppendVarint(buf, uint64(entrySize(e)))
 		buf = AppendEntry(buf, e)
 	}
 	buf = appendOptional(buf, msgCommit, m.Commit)

@@ -68,8 +68,8 @@ func TestAppendEntryMatchesProto(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := AppendEntry(nil, e)
-		if !bytes.Equal(got, want) || EntrySize(e) != len(want) {
-			t.Fatalf("entry %d: AppendEntry = %x (EntrySize %d), proto.Marshal = %x", e.GetIndex(), got, EntrySize(e), want)
+		if !bytes.Equal(got, want) || entrySize(e) != len(want) {
+			t.Fatalf("entry %d: AppendEntry = %x (entrySize %d), proto.Marshal = %x", e.GetIndex(), got, entrySize(e), want)
 		}
 	}
 }

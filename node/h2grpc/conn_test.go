@@ -8,12 +8,15 @@ import (
 	"maps"
 	"math"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // rawClient speaks HTTP/2 frames to a Server directly, to send what a
@@ -78,10 +81,16 @@ func (c *rawClient) headers(id uint32, endStream bool) {
 // and extra fields.
 func (c *rawClient) request(id uint32, endStream bool, method, contentType string, extra ...hpack.HeaderField) {
 	c.t.Helper()
+	c.requestPath(id, endStream, "/test.Raw/Call", method, contentType, extra...)
+}
+
+// requestPath is request for a method other than Call.
+func (c *rawClient) requestPath(id uint32, endStream bool, path, method, contentType string, extra ...hpack.HeaderField) {
+	c.t.Helper()
 	var buf bytes.Buffer
 	enc := hpack.NewEncoder(&buf)
 	for _, f := range append([]hpack.HeaderField{
-		{Name: ":method", Value: method}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: "/test.Raw/Call"},
+		{Name: ":method", Value: method}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: path},
 		{Name: ":authority", Value: "x"}, {Name: "content-type", Value: contentType},
 	}, extra...) {
 		_ = enc.WriteField(f)
@@ -109,6 +118,60 @@ func TestTooManyPings(t *testing.T) {
 	if string(g.DebugData()) != "too_many_pings" {
 		t.Fatalf("GOAWAY debug data %q", g.DebugData())
 	}
+}
+
+// settled waits for the server's answer to our SETTINGS. Any write takes
+// a queued PING answer along; tests of when that answer leaves start
+// after this one.
+func (c *rawClient) settled() {
+	c.t.Helper()
+	c.until(func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
+}
+
+func isPingAck(f http2.Frame) bool {
+	p, ok := f.(*http2.PingFrame)
+	return ok && p.IsAck()
+}
+
+// TestPingAnsweredOnIdleConnection: with no other write to travel with, a
+// PING answer leaves when its short wait ends.
+func TestPingAnsweredOnIdleConnection(t *testing.T) {
+	c := dialRaw(t, Options{})
+	c.settled()
+	if err := c.fr.WritePing(false, [8]byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.until(isPingAck).(*http2.PingFrame); p.Data != [8]byte{7} {
+		t.Fatalf("PING answer carries %v, want the PING's data", p.Data)
+	}
+}
+
+// TestPingAnswerTravelsWithTheResponse: a PING right before a call, as
+// grpc-go clients send them, is answered in the write that carries the
+// call's response. The wait is made endless here, so the answer can only
+// come with the response, after it.
+func TestPingAnswerTravelsWithTheResponse(t *testing.T) {
+	c := dialRaw(t, Options{pingAckDelay: time.Hour})
+	c.settled()
+	if err := c.fr.WritePing(false, [8]byte{7}); err != nil {
+		t.Fatal(err)
+	}
+	c.requestPath(1, false, "/test.Raw/Answer", "POST", "application/grpc")
+	if err := c.fr.WriteData(1, true, []byte{0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	f := c.until(func(f http2.Frame) bool {
+		_, answer := f.(*http2.MetaHeadersFrame)
+		return answer || isPingAck(f)
+	})
+	h, ok := f.(*http2.MetaHeadersFrame)
+	if !ok {
+		t.Fatal("the PING was answered before the call's response")
+	}
+	if h.StreamID != 1 || h.PseudoValue("status") != "200" || !slices.Contains(h.RegularFields(), hpack.HeaderField{Name: "grpc-status", Value: "5"}) {
+		t.Fatalf("response on stream %d with %v, want NotFound on stream 1", h.StreamID, h.Fields)
+	}
+	c.until(isPingAck)
 }
 
 func TestEvenStreamIDIsAProtocolError(t *testing.T) {
@@ -259,15 +322,22 @@ func TestEncodeMessage(t *testing.T) {
 	}
 }
 
+// grpcServiceDesc describes a service with method, which waits for its
+// call to end, and "Answer", which fails at once with NotFound. Neither
+// reads its request: what the client sends stays buffered against the
+// stream's window.
 func grpcServiceDesc(service, method string) grpc.ServiceDesc {
 	return grpc.ServiceDesc{
 		ServiceName: service,
 		HandlerType: (*any)(nil),
-		// The handler never reads its request: what the client sends
-		// stays buffered against the stream's window.
-		Methods: []grpc.MethodDesc{{MethodName: method, Handler: func(_ any, ctx context.Context, _ func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}}},
+		Methods: []grpc.MethodDesc{
+			{MethodName: method, Handler: func(_ any, ctx context.Context, _ func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}},
+			{MethodName: "Answer", Handler: func(any, context.Context, func(any) error, grpc.UnaryServerInterceptor) (any, error) {
+				return nil, status.Error(codes.NotFound, "nothing here")
+			}},
+		},
 	}
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// 256). Calls beyond them get a goroutine of their own.
 	Workers int
 	Logger  *zap.Logger
+
+	// pingAckDelay is how long a PING answer may wait for a write to
+	// travel with (see conn.onPing); default defaultPingAckDelay.
+	pingAckDelay time.Duration
 }
 
 const (
@@ -47,6 +51,7 @@ const (
 	defaultStreamWindow   = 1 << 20
 	defaultConnWindow     = 16 << 20
 	defaultWorkers        = 256
+	defaultPingAckDelay   = 5 * time.Millisecond
 	// initialWindow is HTTP/2's window before any SETTINGS or WINDOW_UPDATE.
 	initialWindow = 65535
 )
@@ -72,6 +77,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Workers <= 0 {
 		o.Workers = defaultWorkers
+	}
+	if o.pingAckDelay <= 0 {
+		o.pingAckDelay = defaultPingAckDelay
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

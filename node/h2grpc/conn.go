@@ -82,9 +82,9 @@ type conn struct {
 	ctrlMu       sync.Mutex
 	ctrl         []ctrlFrame
 	// ackTimer wakes the flusher for PING answers that no other write
-	// took along within Options.pingAckDelay; ackTimerSet says it is running. Both
-	// change under ctrlMu, with the queue, so that no answer is ever left
-	// queued without the timer running.
+	// took along within Options.pingAckDelay; ackTimerSet says it is
+	// running. Both change under ctrlMu, with the queue, so that no answer
+	// is ever left queued without the timer running.
 	ackTimer    *time.Timer
 	ackTimerSet bool
 

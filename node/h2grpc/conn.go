@@ -224,7 +224,12 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if st := c.stream(id); st != nil {
 		// Trailers from the client: gRPC clients send none, but they
-		// would end the client's side of the stream.
+		// would end the client's side of the stream. A second HEADERS
+		// that does not end the stream is malformed (RFC 9113 §8.1).
+		if !f.StreamEnded() {
+			c.resetStream(id, http2.ErrCodeProtocol)
+			return nil
+		}
 		st.deliverData(nil, 0, true)
 		return nil
 	}

@@ -174,6 +174,19 @@ func TestPingAnswerTravelsWithTheResponse(t *testing.T) {
 	c.until(isPingAck)
 }
 
+// TestHeadersThatDoNotEndTheStream: a second HEADERS on a call must be
+// trailers, which end the client's side; one that does not is a stream
+// error.
+func TestHeadersThatDoNotEndTheStream(t *testing.T) {
+	c := dialRaw(t, Options{})
+	c.headers(1, false)
+	c.headers(1, false)
+	f := c.until(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+	if f.StreamID != 1 || f.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("RST_STREAM stream %d code %v, want stream 1 PROTOCOL_ERROR", f.StreamID, f.ErrCode)
+	}
+}
+
 func TestEvenStreamIDIsAProtocolError(t *testing.T) {
 	c := dialRaw(t, Options{})
 	c.headers(2, true)

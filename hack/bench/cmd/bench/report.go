@@ -166,6 +166,7 @@ func (r *report) build(single, multi []workload) {
 	r.floorRows()
 	r.pathRows()
 	r.floorBoundRows()
+	r.clientCPURows()
 }
 
 func (r *report) workloadRows(section, phase string, ws []workload) {
@@ -448,6 +449,32 @@ func (r *report) floorBoundRows() {
 		row{Section: "single-client path", Workload: "put-1c", Figure: "mean beyond the floor", Unit: "ms", Better: "lower",
 			Etcd: beyond["etcd"], Ballast: beyond["ballast"], Ratio: ratio(beyond),
 			Note: "the server's own write path: propose, raft, WAL encoding, apply, hand-offs"})
+}
+
+// clientCPURows give the load generator's CPU per single-client call: the
+// part of the round trip that is neither server nor disk. It differs
+// between the servers because the client's work follows what a server
+// sends (frames, writes, pings to answer).
+func (r *report) clientCPURows() {
+	const phase = "single"
+	perCall := func(s sample) float64 {
+		if s.Result.Requests == 0 {
+			return math.NaN()
+		}
+		return s.ClientCPUSec / float64(s.Result.Requests) * 1e6
+	}
+	for _, w := range []string{"put-1c", "range-ser-1c"} {
+		x := row{Section: "single-client path", Workload: w, Figure: "load generator CPU per request", Unit: "µs", Better: "lower",
+			Etcd: r.medianOf(phase, w, "etcd", perCall), Ballast: r.medianOf(phase, w, "ballast", perCall),
+			Note: "client/v3 in the bench process, same code against both servers"}
+		if x.Etcd == nil || x.Ballast == nil {
+			continue
+		}
+		if *x.Etcd > 0 {
+			x.Ratio = ptr(*x.Ballast / *x.Etcd)
+		}
+		r.Rows = append(r.Rows, x)
+	}
 }
 
 // medianOf is the median over rounds of get for one workload and server;

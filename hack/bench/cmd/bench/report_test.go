@@ -184,6 +184,29 @@ func TestFloorBoundRows(t *testing.T) {
 	}
 }
 
+func TestClientCPURows(t *testing.T) {
+	mk := func(srv, w string, requests int, cpu float64) sample {
+		return sample{Phase: "single", Server: srv, Workload: w, ClientCPUSec: cpu, Result: load.Result{Requests: requests}}
+	}
+	r := &report{Samples: []sample{
+		mk("etcd", "put-1c", 1500, 0.45), mk("ballast", "put-1c", 1500, 0.30),
+		mk("etcd", "range-ser-1c", 2000, 0.36), mk("ballast", "range-ser-1c", 2000, 0.28),
+		mk("etcd", "put-100c", 10000, 2), mk("ballast", "put-100c", 10000, 2), // not a single-client figure
+	}}
+	r.clientCPURows()
+	if len(r.Rows) != 2 {
+		t.Fatalf("got %d rows, want one each for put-1c and range-ser-1c: %+v", len(r.Rows), r.Rows)
+	}
+	near := func(p *float64, want float64) bool { return p != nil && math.Abs(*p-want) < 1e-6 }
+	put, get := r.Rows[0], r.Rows[1]
+	if put.Workload != "put-1c" || !near(put.Etcd, 300) || !near(put.Ballast, 200) || !near(put.Ratio, 200.0/300) {
+		t.Errorf("put row: %s etcd %s ballast %s ratio %s", put.Workload, fmtNum(put.Etcd), fmtNum(put.Ballast), fmtNum(put.Ratio))
+	}
+	if get.Workload != "range-ser-1c" || !near(get.Etcd, 180) || !near(get.Ballast, 140) {
+		t.Errorf("range row: %s etcd %s ballast %s", get.Workload, fmtNum(get.Etcd), fmtNum(get.Ballast))
+	}
+}
+
 func TestFsyncFiguresOnlyForPuts(t *testing.T) {
 	ws := []workload{{Name: "put-1c", HasQPS: true}, {Name: "range-ser-1c", HasQPS: true}}
 	var samples []sample

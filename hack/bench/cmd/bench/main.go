@@ -72,7 +72,7 @@ func parseFlags(args []string) options {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.BoolVar(&o.quick, "quick", false, "about 2 minutes: smaller totals, 2 rounds, smaller memory loads")
-	fs.IntVar(&o.rounds, "rounds", 0, "rounds of alternating runs (default 3, quick 2)")
+	fs.IntVar(&o.rounds, "rounds", 0, "rounds of alternating runs (default 5, quick 2)")
 	fs.StringVar(&o.repo, "repo", "", "repository root (default: found from the working directory)")
 	fs.StringVar(&o.ballastBin, "ballast", "", "ballast binary (default <repo>/bin/ballast, built with make build)")
 	fs.StringVar(&o.etcdBin, "etcd", "", "etcd binary (default <repo>/bin/etcd, else hack/tools.sh etcd, else built here from go.etcd.io/etcd/server/v3 "+etcdVersion+")")
@@ -109,7 +109,9 @@ func parseFlags(args []string) options {
 		os.Exit(0)
 	}
 	if o.rounds <= 0 {
-		o.rounds = 3
+		// Five: with three, whole runs of the same code disagreed by up
+		// to 0.25 in a ratio on a 2-core VM; medians of five move less.
+		o.rounds = 5
 		if o.quick {
 			o.rounds = 2
 		}

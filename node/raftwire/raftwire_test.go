@@ -74,6 +74,18 @@ func TestAppendEntryMatchesProto(t *testing.T) {
 	}
 }
 
+func TestAppendHardStateMatchesProto(t *testing.T) {
+	for _, v := range [][3]uint64{{0, 0, 0}, {1, 2, 3}, {1 << 62, 0, 1 << 40}} {
+		want, err := proto.Marshal(&raftpb.HardState{Term: u64(v[0]), Vote: u64(v[1]), Commit: u64(v[2])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendHardState(nil, v[0], v[1], v[2]); !bytes.Equal(got, want) {
+			t.Fatalf("%v: AppendHardState = %x, proto.Marshal = %x", v, got, want)
+		}
+	}
+}
+
 func TestDecodeMessageRoundTrip(t *testing.T) {
 	for name, m := range messages() {
 		t.Run(name, func(t *testing.T) {

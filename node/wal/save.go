@@ -8,7 +8,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ballastdb/ballast/node/raftwire"
 )
@@ -149,16 +148,9 @@ func appendEntry(buf []byte, e *raftpb.Entry) ([]byte, error) {
 	return finishRecord(buf, start, typeEntry), nil
 }
 
-// appendHardState encodes hs as a raftpb.HardState message by hand (the
-// same bytes proto.Marshal produces, fields in number order), which spares
-// the four allocations of building a message on every Save.
+// appendHardState writes hs as a hard state record.
 func appendHardState(buf []byte, hs hardState) []byte {
 	buf, start := beginRecord(buf)
-	buf = protowire.AppendTag(buf, 1, protowire.VarintType)
-	buf = protowire.AppendVarint(buf, hs.term)
-	buf = protowire.AppendTag(buf, 2, protowire.VarintType)
-	buf = protowire.AppendVarint(buf, hs.vote)
-	buf = protowire.AppendTag(buf, 3, protowire.VarintType)
-	buf = protowire.AppendVarint(buf, hs.commit)
+	buf = raftwire.AppendHardState(buf, hs.term, hs.vote, hs.commit)
 	return finishRecord(buf, start, typeHardState)
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"time"
 
@@ -42,6 +44,8 @@ func loadMain(args []string) int {
 	watchers := fs.Int("watchers-per-stream", 100, "watchers per stream (watch-latency)")
 	puts := fs.Int("put-total", 100, "puts (watch-latency)")
 	putRate := fs.Float64("put-rate", 20, "puts per second (watch-latency)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load generator during the measured part to this file")
+	traceFile := fs.String("trace", "", "write a runtime trace of the load generator during the measured part to this file (read with go tool trace or golang.org/x/exp/trace)")
 	_ = fs.Parse(args)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -69,7 +73,16 @@ func loadMain(args []string) int {
 		return 1
 	}
 	defer cleanup()
+	stopProfiles, err := startProfiles(*cpuProfile, *traceFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	res := measured(ctx)
+	if err := stopProfiles(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(b))
 	if res.Errors > 0 {
@@ -87,4 +100,48 @@ func prepareStandalone(ctx context.Context, w workload, pool *load.Pool, prefix 
 		return func(ctx context.Context) load.Result { return load.TxnPut(ctx, w.Cfg, pool, prefix, w.TxnOps) }, func() {}, nil
 	}
 	return prepare(ctx, w, pool)
+}
+
+// startProfiles starts a CPU profile and a runtime trace of this process
+// where a file name is given, so that the client's share of a round trip
+// (the part of a single-client call that is neither server nor disk) can be
+// looked at beside the server's own /debug/pprof. The returned function
+// stops them and closes the files.
+func startProfiles(cpuPath, tracePath string) (stop func() error, err error) {
+	var stops []func() error
+	stop = func() error {
+		var first error
+		for _, s := range stops {
+			if err := s(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	if cpuPath != "" {
+		f, err := os.Create(cpuPath)
+		if err != nil {
+			return stop, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return stop, fmt.Errorf("cpu profile: %w", err)
+		}
+		stops = append(stops, func() error { pprof.StopCPUProfile(); return f.Close() })
+	}
+	if tracePath != "" {
+		f, err := os.Create(tracePath)
+		if err == nil {
+			if err = trace.Start(f); err != nil {
+				f.Close()
+				err = fmt.Errorf("trace: %w", err)
+			}
+		}
+		if err != nil {
+			_ = stop()
+			return func() error { return nil }, err
+		}
+		stops = append(stops, func() error { trace.Stop(); return f.Close() })
+	}
+	return stop, nil
 }

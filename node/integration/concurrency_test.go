@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -516,24 +515,7 @@ func getRev(t *testing.T, cli *clientv3.Client) int64 {
 // grpc_server_started_total.
 func watchStreamsStarted(t *testing.T, m *member) float64 {
 	t.Helper()
-	resp, err := http.Get(m.client + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	const series = `grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} `
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("%s/metrics has no %s", m.client, series)
-	return 0
+	return metricValue(t, m, `grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} `)
 }
 
 // keepAlive keeps the lease alive until ctx ends.

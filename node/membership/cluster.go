@@ -104,6 +104,13 @@ func (c *Cluster) Members() []*Member {
 	return ms
 }
 
+// Len is the number of members.
+func (c *Cluster) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.members)
+}
+
 // Member returns the member with id, or nil.
 func (c *Cluster) Member(id uint64) *Member {
 	c.mu.RLock()

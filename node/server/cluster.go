@@ -344,3 +344,6 @@ func (s *Server) pbMembers() []*pb.Member {
 	}
 	return out
 }
+
+// alone reports whether this member is its cluster's only one.
+func (s *Server) alone() bool { return s.cluster.Len() == 1 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/ballastdb/ballast/node/api"
 	"github.com/ballastdb/ballast/node/config"
+	"github.com/ballastdb/ballast/node/procs"
 	"github.com/ballastdb/ballast/node/raftnode"
 )
 
@@ -97,6 +99,8 @@ func Run(ctx context.Context, cfg *config.Config, lg *zap.Logger) error {
 		}
 	}
 	s.Start()
+	// The process is this member's: its GOMAXPROCS follows the load.
+	go procs.Run(ctx, procs.Options{Alone: s.alone}, os.Environ(), lg)
 	stop, err := s.Serve(ctx)
 	if err != nil {
 		s.Stop()

@@ -160,7 +160,10 @@ func Run(ctx context.Context, o Options, environ []string, lg *zap.Logger) {
 		zap.Int("cpus", runtime.GOMAXPROCS(0)))
 	t := time.NewTicker(o.Interval)
 	defer t.Stop()
-	var s state
+	// Nothing is in progress yet when a member starts: one quiet interval
+	// is enough to move, so that a client which starts calling right away
+	// is not served on all CPUs for the first Quiet intervals.
+	s := state{quiet: o.Quiet - 1}
 	prevAt := time.Now()
 	set := func(ns state, why string, x sample) {
 		switch {

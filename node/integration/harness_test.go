@@ -251,7 +251,9 @@ func (m *member) launch() error {
 		return err
 	}
 	m.cur = p
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		var once sync.Once
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -266,6 +268,9 @@ func (m *member) launch() error {
 	go func() {
 		p.exitErr = p.cmd.Wait()
 		pw.Close()
+		// The scanner may still hold the last lines it read from the pipe:
+		// whoever waits for the exit reads the whole log.
+		<-scanned
 		close(p.exited)
 	}()
 	m.t.Cleanup(p.kill)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ballastdb/ballast/node/concurrency"
 	"github.com/ballastdb/ballast/node/h2grpc"
-	"github.com/ballastdb/ballast/node/procs"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -87,8 +86,8 @@ func NewGRPCServer(s Server, l Limits, reg prometheus.Registerer, lg *zap.Logger
 	if rn, ok := s.(ReadyNotifier); ok {
 		ic.ready = rn.ReadyNotify()
 	}
-	unary := []grpc.UnaryServerInterceptor{countCalls, m.unary, ic.logUnary, ic.requireLeaderUnary}
-	stream := []grpc.StreamServerInterceptor{countStreams, m.stream, ic.requireLeaderStream}
+	unary := []grpc.UnaryServerInterceptor{m.unary, ic.logUnary, ic.requireLeaderUnary}
+	stream := []grpc.StreamServerInterceptor{m.stream, ic.requireLeaderStream}
 	g := grpc.NewServer(
 		// Serve does the TLS handshakes; these expose their state to the
 		// handlers, for client-certificate users.
@@ -284,20 +283,4 @@ func loggable(req any) string {
 		return string(r.ProtoReflect().Descriptor().FullName())
 	}
 	return "?"
-}
-
-// countCalls and countStreams tell the GOMAXPROCS tuner (package procs)
-// how many calls are in progress: a member that serves one unary call at a
-// time runs on one P. An open stream counts as a call for as long as it
-// lasts, so a member with watchers or lease keep-alives keeps all CPUs.
-func countCalls(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	procs.CallStarted()
-	defer procs.CallDone()
-	return handler(ctx, req)
-}
-
-func countStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	procs.CallStarted()
-	defer procs.CallDone()
-	return handler(srv, ss)
 }

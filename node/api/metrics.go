@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/ballastdb/ballast/node/procs"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -110,7 +111,14 @@ func (mm *methodMetrics) done(err error) {
 	mm.handled[c].Inc()
 }
 
+// unary and stream, the first interceptors of every call, also tell the
+// GOMAXPROCS tuner (package procs) how many calls are in progress: a
+// member that serves one unary call at a time runs on one P. An open
+// stream counts as a call for as long as it lasts, so a member with
+// watchers or lease keep-alives keeps all CPUs.
 func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	procs.CallStarted()
+	defer procs.CallDone()
 	mm := m.methods[info.FullMethod]
 	if mm == nil {
 		return handler(ctx, req)
@@ -126,6 +134,8 @@ func (m *grpcMetrics) unary(ctx context.Context, req any, info *grpc.UnaryServer
 }
 
 func (m *grpcMetrics) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	procs.CallStarted()
+	defer procs.CallDone()
 	mm := m.methods[info.FullMethod]
 	if mm == nil {
 		return handler(srv, ss)
